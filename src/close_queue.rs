@@ -1,0 +1,270 @@
+//! Close jobs and the worker task that drains them.
+//!
+//! Dropping a guard sends a [`CloseJob`] on an unbounded channel; that send needs no runtime
+//! and never blocks. The worker receives jobs in order, runs each as its own task (jobs from
+//! drops share a concurrency limit, explicit closes do not wait behind them), and answers
+//! flush requests once every job received before the flush has finished. A job dropped
+//! before it ran, because the runtime or the worker went away, counts itself as abandoned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::StatusCode;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::error::Error;
+use crate::retry::RetryClass;
+use crate::session_id::{Fingerprint, SessionId};
+use crate::state::SessionState;
+use crate::stats::Counters;
+use crate::transport::{Call, Core, SessionContext};
+use crate::workbook::Workbook;
+
+/// How a close was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    Explicit,
+    Drop,
+    Shutdown,
+}
+
+/// The result of a successful close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseOutcome {
+    /// The server closed the session.
+    Closed,
+    /// The server no longer knew the session (it expired, or another path closed it first).
+    AlreadyGone,
+}
+
+/// What a job closes.
+pub(crate) enum CloseTarget {
+    /// A guarded session: its current id, if no other path closed it first.
+    Session(Arc<SessionState>),
+    /// A session no guard owns, such as one recreated after its guard was closed.
+    Orphan { workbook: Workbook, id: SessionId },
+}
+
+/// The answer to an explicit close.
+pub(crate) type CloseReply = oneshot::Sender<Result<CloseOutcome, Error>>;
+
+/// One session to close.
+pub(crate) struct CloseJob {
+    pub(crate) core: Arc<Core>,
+    pub(crate) target: CloseTarget,
+    pub(crate) reason: CloseReason,
+    pub(crate) reply: Option<CloseReply>,
+    settled: bool,
+}
+
+/// A message to the worker.
+pub(crate) enum Message {
+    Close(CloseJob),
+    /// Answered once every job received before it has finished.
+    Flush(oneshot::Sender<()>),
+}
+
+impl CloseJob {
+    pub(crate) fn new(core: Arc<Core>, target: CloseTarget, reason: CloseReason) -> CloseJob {
+        CloseJob {
+            core,
+            target,
+            reason,
+            reply: None,
+            settled: false,
+        }
+    }
+
+    pub(crate) fn with_reply(mut self, reply: CloseReply) -> CloseJob {
+        self.reply = Some(reply);
+        self
+    }
+
+    /// Closes the target and records the outcome.
+    pub(crate) async fn run(mut self) {
+        let result = match &self.target {
+            CloseTarget::Session(state) => match state.begin_close() {
+                Some((id, was_expired)) => {
+                    self.core.registry.lock().remove(state.key);
+                    let result = if was_expired {
+                        Ok(CloseOutcome::AlreadyGone)
+                    } else {
+                        close_session(&self.core, &state.workbook, &id).await
+                    };
+                    state.finish_close();
+                    self.record(id.fingerprint(), &result);
+                    result
+                }
+                // Shutdown or an earlier job closed it; that path counted it.
+                None => Ok(CloseOutcome::AlreadyGone),
+            },
+            CloseTarget::Orphan { workbook, id } => {
+                let result = close_session(&self.core, workbook, id).await;
+                self.record(id.fingerprint(), &result);
+                result
+            }
+        };
+        self.settled = true;
+        if let Some(reply) = self.reply.take() {
+            // The caller may have stopped waiting; the session is closed all the same.
+            let _ = reply.send(result);
+        }
+    }
+
+    fn record(&self, session: Fingerprint, result: &Result<CloseOutcome, Error>) {
+        let counters = &self.core.counters;
+        match result {
+            Ok(CloseOutcome::Closed) => {
+                let counter = match self.reason {
+                    CloseReason::Explicit => &counters.closed_explicitly,
+                    CloseReason::Drop => &counters.closed_on_drop,
+                    CloseReason::Shutdown => &counters.closed_at_shutdown,
+                };
+                Counters::add(counter);
+                info!(%session, reason = ?self.reason, "session closed");
+            }
+            Ok(CloseOutcome::AlreadyGone) => {
+                Counters::add(&counters.already_gone);
+                info!(%session, reason = ?self.reason, "session was already gone on the server");
+            }
+            Err(error) => {
+                Counters::add(&counters.close_failures);
+                warn!(%session, reason = ?self.reason, %error, "gave up closing session");
+            }
+        }
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        match &self.target {
+            CloseTarget::Session(state) => state.fingerprint(),
+            CloseTarget::Orphan { id, .. } => id.fingerprint(),
+        }
+    }
+}
+
+impl Drop for CloseJob {
+    /// Counts a job that never ran. This runs on whatever thread drops the job, so it only
+    /// touches atomics, a short `parking_lot` lock and a log line: no blocking, no panics.
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let live = match &self.target {
+            CloseTarget::Session(state) => state.is_live(),
+            CloseTarget::Orphan { .. } => true,
+        };
+        if live {
+            Counters::add(&self.core.counters.abandoned);
+            warn!(session = %self.fingerprint(), reason = ?self.reason, "close job abandoned: the close worker or its runtime is gone");
+        }
+    }
+}
+
+/// Sends closeSession with the retry policy, bounded by the client's close timeout.
+pub(crate) async fn close_session(
+    core: &Core,
+    workbook: &Workbook,
+    id: &SessionId,
+) -> Result<CloseOutcome, Error> {
+    let operation = "closeSession";
+    let url = core.workbook_url(workbook, operation)?;
+    let call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
+        .json_body(bytes::Bytes::from_static(b"{}"));
+    let context = SessionContext {
+        id: id.header(),
+        cooldown: &Default::default(),
+    };
+    let limit = core.config.close_timeout;
+    let span = info_span!("close_session", session = %id.fingerprint());
+    let result = tokio::time::timeout(limit, core.execute(&call, Some(context)))
+        .instrument(span)
+        .await;
+    match result {
+        Ok(Ok(_)) => Ok(CloseOutcome::Closed),
+        Ok(Err(error)) if is_gone(&error) => Ok(CloseOutcome::AlreadyGone),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(Error::invalid_response(
+            operation,
+            format!("no answer within the close timeout of {limit:?}"),
+        )),
+    }
+}
+
+/// Returns `true` when a close failed because the session no longer exists.
+fn is_gone(error: &Error) -> bool {
+    error.status() == Some(StatusCode::NOT_FOUND) || error.is_session_expired()
+}
+
+/// Runs until every sender is gone and every job has finished.
+pub(crate) async fn run_worker(
+    core: Arc<Core>,
+    mut receiver: mpsc::UnboundedReceiver<Message>,
+    concurrency: usize,
+) {
+    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = core.abort_closes.notified() => {
+                abort(&mut tasks, &mut receiver).await;
+            }
+            message = receiver.recv() => match message {
+                None => break,
+                Some(Message::Close(job)) => spawn_job(&mut tasks, job, &limit),
+                Some(Message::Flush(reply)) => flushes.push(reply),
+            },
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_panic(joined),
+        }
+        if tasks.is_empty() {
+            for reply in flushes.drain(..) {
+                let _ = reply.send(());
+            }
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        log_panic(joined);
+    }
+    tracing::debug!("close worker stopped: every client handle is gone");
+}
+
+fn spawn_job(tasks: &mut JoinSet<()>, job: CloseJob, limit: &Arc<Semaphore>) {
+    // Explicit and shutdown closes have a caller waiting; they skip the limit meant for the
+    // backlog of dropped guards.
+    let limit = (job.reason == CloseReason::Drop).then(|| Arc::clone(limit));
+    tasks.spawn(async move {
+        let _permit = match limit {
+            Some(limit) => limit.acquire_owned().await.ok(),
+            None => None,
+        };
+        job.run().await;
+    });
+}
+
+/// Stops every running job and drops every queued one; each counts itself abandoned.
+async fn abort(tasks: &mut JoinSet<()>, receiver: &mut mpsc::UnboundedReceiver<Message>) {
+    tasks.abort_all();
+    while let Ok(message) = receiver.try_recv() {
+        drop(message);
+    }
+    while let Some(joined) = tasks.join_next().await {
+        log_panic(joined);
+    }
+}
+
+fn log_panic(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = joined
+        && error.is_panic()
+    {
+        warn!(%error, "a close job panicked");
+    }
+}
+
+/// How long [`WorkbookClient::shutdown`](crate::WorkbookClient::shutdown) gives a close job
+/// by default.
+pub(crate) const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
