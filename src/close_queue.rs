@@ -58,6 +58,8 @@ pub(crate) struct CloseJob {
     pub(crate) target: CloseTarget,
     pub(crate) reason: CloseReason,
     pub(crate) reply: Option<CloseReply>,
+    /// The id this job closes and whether the server had already dropped it, once claimed.
+    claimed: Option<(SessionId, bool)>,
     settled: bool,
 }
 
@@ -75,6 +77,7 @@ impl CloseJob {
             target,
             reason,
             reply: None,
+            claimed: None,
             settled: false,
         }
     }
@@ -84,34 +87,60 @@ impl CloseJob {
         self
     }
 
-    /// Closes the target and records the outcome.
-    pub(crate) async fn run(mut self) {
-        let result = match &self.target {
-            CloseTarget::Session(state) => match state.begin_close() {
-                Some((id, was_expired)) => {
+    /// Takes ownership of the close: the first job to claim a session closes it, and every
+    /// later claim fails. The worker claims in the order jobs arrive, so a guard dropped
+    /// before shutdown began is counted as closed on drop. Calling it again is a no-op.
+    pub(crate) fn claim(&mut self) -> bool {
+        if self.claimed.is_some() {
+            return true;
+        }
+        self.claimed = match &self.target {
+            CloseTarget::Session(state) => {
+                let claimed = state.begin_close();
+                if claimed.is_some() {
                     self.core.registry.lock().remove(state.key);
-                    let result = if was_expired {
-                        Ok(CloseOutcome::AlreadyGone)
-                    } else {
-                        close_session(&self.core, &state.workbook, &id).await
-                    };
-                    state.finish_close();
-                    self.record(id.fingerprint(), &result);
-                    result
                 }
-                // Shutdown or an earlier job closed it; that path counted it.
-                None => Ok(CloseOutcome::AlreadyGone),
-            },
-            CloseTarget::Orphan { workbook, id } => {
-                let result = close_session(&self.core, workbook, id).await;
-                self.record(id.fingerprint(), &result);
-                result
+                claimed
             }
+            CloseTarget::Orphan { id, .. } => Some((id.clone(), false)),
+        };
+        self.claimed.is_some()
+    }
+
+    /// Closes the target, if this job claims it, and records the outcome.
+    pub(crate) async fn run(mut self) {
+        let result = if self.claim() {
+            let result = self.close_claimed().await;
+            if let Some((id, _)) = &self.claimed {
+                self.record(id.fingerprint(), &result);
+            }
+            result
+        } else {
+            // Shutdown or an earlier job closed it; that path counted it.
+            Ok(CloseOutcome::AlreadyGone)
         };
         self.settled = true;
         if let Some(reply) = self.reply.take() {
             // The caller may have stopped waiting; the session is closed all the same.
             let _ = reply.send(result);
+        }
+    }
+
+    async fn close_claimed(&self) -> Result<CloseOutcome, Error> {
+        let Some((id, was_expired)) = &self.claimed else {
+            return Ok(CloseOutcome::AlreadyGone);
+        };
+        match &self.target {
+            CloseTarget::Session(state) => {
+                let result = if *was_expired {
+                    Ok(CloseOutcome::AlreadyGone)
+                } else {
+                    close_session(&self.core, &state.workbook, id).await
+                };
+                state.finish_close();
+                result
+            }
+            CloseTarget::Orphan { workbook, .. } => close_session(&self.core, workbook, id).await,
         }
     }
 
@@ -154,6 +183,7 @@ impl Drop for CloseJob {
             return;
         }
         let live = match &self.target {
+            _ if self.claimed.is_some() => true,
             CloseTarget::Session(state) => state.is_live(),
             CloseTarget::Orphan { .. } => true,
         };
@@ -233,7 +263,12 @@ pub(crate) async fn run_worker(
     tracing::debug!("close worker stopped: every client handle is gone");
 }
 
-fn spawn_job(tasks: &mut JoinSet<()>, job: CloseJob, limit: &Arc<Semaphore>) {
+fn spawn_job(tasks: &mut JoinSet<()>, mut job: CloseJob, limit: &Arc<Semaphore>) {
+    if !job.claim() {
+        // Nothing to send; `run` only answers the caller, if one waits.
+        tasks.spawn(job.run());
+        return;
+    }
     // Explicit and shutdown closes have a caller waiting; they skip the limit meant for the
     // backlog of dropped guards.
     let limit = (job.reason == CloseReason::Drop).then(|| Arc::clone(limit));

@@ -94,6 +94,11 @@ pub use workbook::Workbook;
 /// dependency on the same `reqwest` version.
 pub use reqwest::{Method, StatusCode, header};
 
+/// Runs the README's examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod assertions {
     use super::*;
