@@ -34,9 +34,10 @@ impl AccessToken {
                 source: "the access token is empty".into(),
             });
         }
-        let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| Error::Token {
-            source: "the access token contains characters not allowed in a header".into(),
-        })?;
+        let mut value =
+            HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| Error::Token {
+                source: "the access token contains characters not allowed in a header".into(),
+            })?;
         value.set_sensitive(true);
         Ok(value)
     }
@@ -88,6 +89,13 @@ pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<AccessToken, BoxEr
 pub trait TokenProvider: Send + Sync + 'static {
     /// Returns a valid access token; `force_refresh` is set after the server rejected the last one.
     fn access_token(&self, force_refresh: bool) -> TokenFuture<'_>;
+}
+
+/// A provider shared with the caller, who keeps a handle to it.
+impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
+    fn access_token(&self, force_refresh: bool) -> TokenFuture<'_> {
+        (**self).access_token(force_refresh)
+    }
 }
 
 /// How the client authenticates.

@@ -269,7 +269,13 @@ fn parse_base_url(text: &str, allow_insecure_http: bool) -> Result<Url, Error> {
                 "plain http would send the token unencrypted; use https, or allow_insecure_http",
             ));
         }
-        _ => return Err(Error::invalid_argument("base URL", text, "the scheme must be https")),
+        _ => {
+            return Err(Error::invalid_argument(
+                "base URL",
+                text,
+                "the scheme must be https",
+            ));
+        }
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err(Error::invalid_argument(
@@ -283,14 +289,21 @@ fn parse_base_url(text: &str, allow_insecure_http: bool) -> Result<Url, Error> {
 
 fn check_limits(config: &Config) -> Result<(), Error> {
     let zero = [
-        ("max_concurrent_requests", config.max_concurrent_requests == 0),
+        (
+            "max_concurrent_requests",
+            config.max_concurrent_requests == 0,
+        ),
         ("close_concurrency", config.close_concurrency == 0),
         ("max_response_bytes", config.max_response_bytes == 0),
         ("keep_alive", config.keep_alive.is_some_and(|d| d.is_zero())),
     ];
     for (what, is_zero) in zero {
         if is_zero {
-            return Err(Error::invalid_argument("limit", what, "it must be greater than zero"));
+            return Err(Error::invalid_argument(
+                "limit",
+                what,
+                "it must be greater than zero",
+            ));
         }
     }
     Ok(())
@@ -384,7 +397,8 @@ impl WorkbookClient {
         let core = self.core();
         core.registry.lock().check_open()?;
         let settings = self.settings(&options)?;
-        let span = info_span!("create_session", workbook = %workbook, persistent = settings.persistent);
+        let span =
+            info_span!("create_session", workbook = %workbook, persistent = settings.persistent);
 
         let (reply, answer) = oneshot::channel();
         let ticket = core.in_flight.ticket();
@@ -405,7 +419,11 @@ impl WorkbookClient {
         )))
     }
 
-    async fn open(&self, workbook: Workbook, settings: SessionSettings) -> Result<SessionGuard, Error> {
+    async fn open(
+        &self,
+        workbook: Workbook,
+        settings: SessionSettings,
+    ) -> Result<SessionGuard, Error> {
         let core = self.core();
         let created =
             create::create_session(core, &workbook, settings.persistent, settings.respond_async)
@@ -420,12 +438,18 @@ impl WorkbookClient {
             guard.close_on_shutdown();
             return Err(Error::ShutDown);
         }
-        if created.persist_reported.is_some_and(|reported| reported != persistent) {
+        if created
+            .persist_reported
+            .is_some_and(|reported| reported != persistent)
+        {
             // Dropping the guard closes the session that is not what the caller asked for.
             drop(guard);
             return Err(Error::invalid_response(
                 "createSession",
-                format!("persistChanges {persistent} was requested but the server created the session with {}", !persistent),
+                format!(
+                    "persistChanges {persistent} was requested but the server created the session with {}",
+                    !persistent
+                ),
             ));
         }
         core.schedule.track(core, &state);
@@ -450,7 +474,10 @@ impl WorkbookClient {
                 "it must be greater than zero",
             ));
         }
-        if settings.keep_alive.is_some_and(|interval| interval.is_zero()) {
+        if settings
+            .keep_alive
+            .is_some_and(|interval| interval.is_zero())
+        {
             return Err(Error::invalid_argument(
                 "session option",
                 "keep_alive",

@@ -217,10 +217,10 @@ pub(crate) async fn close_session(
         Ok(Ok(_)) => Ok(CloseOutcome::Closed),
         Ok(Err(error)) if is_gone(&error) => Ok(CloseOutcome::AlreadyGone),
         Ok(Err(error)) => Err(error),
-        Err(_) => Err(Error::invalid_response(
-            operation,
-            format!("no answer within the close timeout of {limit:?}"),
-        )),
+        Err(_) => Err(Error::TimedOut {
+            operation: operation.to_owned(),
+            after: limit,
+        }),
     }
 }
 

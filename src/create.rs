@@ -189,7 +189,10 @@ fn parse_object(operation: &str, body: &[u8]) -> Result<Map<String, Value>, Erro
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(Error::invalid_response(operation, "the body is not a JSON object")),
+        Ok(_) => Err(Error::invalid_response(
+            operation,
+            "the body is not a JSON object",
+        )),
         Err(error) => Err(Error::invalid_response(
             operation,
             format!("the body is not valid JSON: {error}"),
@@ -225,7 +228,10 @@ mod tests {
             (b"{\"id\":", "not valid JSON"),
             (b"{}", "missing"),
             (b"{\"id\":7}", "not a string"),
-            (b"{\"id\":\"a\",\"persistChanges\":\"yes\"}", "not a boolean"),
+            (
+                b"{\"id\":\"a\",\"persistChanges\":\"yes\"}",
+                "not a boolean",
+            ),
         ];
 
         for (body, expected) in cases {

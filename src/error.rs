@@ -94,7 +94,9 @@ pub enum Error {
     },
 
     /// The server pointed to a URL outside the configured Graph origin; nothing was sent there.
-    #[error("{operation} pointed to {url:?}, outside the configured origin {expected}; nothing was sent there")]
+    #[error(
+        "{operation} pointed to {url:?}, outside the configured origin {expected}; nothing was sent there"
+    )]
     ForeignOrigin {
         /// The operation whose response contained the URL.
         operation: String,
@@ -125,8 +127,20 @@ pub enum Error {
         after: Duration,
     },
 
+    /// An operation got no final answer within its time limit, such as a closeSession that
+    /// ran past the client's close timeout.
+    #[error("{operation} got no answer within {after:?}")]
+    TimedOut {
+        /// The operation, such as `closeSession`.
+        operation: String,
+        /// The time limit that passed.
+        after: Duration,
+    },
+
     /// The server asked to wait longer than the remaining retry budget.
-    #[error("{operation} throttled: the server asked to wait {retry_after:?}, beyond the retry budget")]
+    #[error(
+        "{operation} throttled: the server asked to wait {retry_after:?}, beyond the retry budget"
+    )]
     Throttled {
         /// The throttled operation.
         operation: String,
@@ -232,7 +246,7 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         match self {
             Error::Transport { source, .. } => source.is_timeout(),
-            Error::OperationTimedOut { .. } => true,
+            Error::OperationTimedOut { .. } | Error::TimedOut { .. } => true,
             _ => false,
         }
     }
@@ -478,7 +492,10 @@ mod tests {
 
         let parsed = GraphErrorBody::parse(body);
 
-        assert_eq!(parsed, None, "an innerError of the wrong type fails the parse");
+        assert_eq!(
+            parsed, None,
+            "an innerError of the wrong type fails the parse"
+        );
     }
 
     #[test]
@@ -498,6 +515,9 @@ mod tests {
     #[test]
     fn truncate_replaces_control_characters() {
         assert_eq!(truncate("a\r\nb"), "a  b");
-        assert_eq!(truncate(&"x".repeat(600)).chars().count(), MAX_SERVER_TEXT + 1);
+        assert_eq!(
+            truncate(&"x".repeat(600)).chars().count(),
+            MAX_SERVER_TEXT + 1
+        );
     }
 }

@@ -132,7 +132,9 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: oneshot::Receiver<()>) {
         core.schedule.wakeups.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         for session in core.schedule.pop_due(now + COALESCE) {
-            let Some(session) = session.upgrade() else { continue };
+            let Some(session) = session.upgrade() else {
+                continue;
+            };
             check(&core, &limit, session, now);
         }
     }
@@ -141,7 +143,9 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: oneshot::Receiver<()>) {
 
 /// Refreshes `session` if it has been idle for its interval, else moves its entry.
 fn check(core: &Arc<Core>, limit: &Arc<Semaphore>, session: Arc<SessionState>, now: Instant) {
-    let Some(interval) = session.settings.keep_alive else { return };
+    let Some(interval) = session.settings.keep_alive else {
+        return;
+    };
     if !session.is_live() {
         return;
     }
@@ -153,7 +157,9 @@ fn check(core: &Arc<Core>, limit: &Arc<Semaphore>, session: Arc<SessionState>, n
     let core = Arc::clone(core);
     let limit = Arc::clone(limit);
     tokio::spawn(async move {
-        let Ok(_permit) = limit.acquire_owned().await else { return };
+        let Ok(_permit) = limit.acquire_owned().await else {
+            return;
+        };
         let next = match refresh_if_idle(&core, &session).await {
             Refreshed::Yes | Refreshed::Busy => Some(Instant::now() + interval),
             Refreshed::Failed => Some(Instant::now() + interval.min(RETRY_FAILED_REFRESH)),
@@ -234,5 +240,7 @@ pub(crate) async fn refresh(core: &Core, session: &SessionState) -> Result<(), E
 
 fn is_gone(error: &Error) -> bool {
     error.status() == Some(reqwest::StatusCode::NOT_FOUND)
-        || error.graph().is_some_and(|graph| graph.means_session_gone())
+        || error
+            .graph()
+            .is_some_and(|graph| graph.means_session_gone())
 }

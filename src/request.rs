@@ -66,7 +66,8 @@ impl<'a> SessionRequest<'a> {
             }
             Err(source) => {
                 let operation = self.operation();
-                self.error.get_or_insert(Error::Serialize { operation, source });
+                self.error
+                    .get_or_insert(Error::Serialize { operation, source });
             }
         }
         self
@@ -188,9 +189,13 @@ impl<'a> SessionRequest<'a> {
         call.body = self.body;
         call.timeout = self.timeout;
 
-        let _slot = state.permits.acquire().await.map_err(|_| Error::SessionClosed {
-            session: guard.fingerprint(),
-        })?;
+        let _slot = state
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::SessionClosed {
+                session: guard.fingerprint(),
+            })?;
         let mut recreated = false;
         loop {
             let usable = match state.usable() {
@@ -260,17 +265,23 @@ async fn recreate(guard: &SessionGuard, expired_generation: u64) -> Result<(), E
         let _ticket = ticket;
         let _ = reply.send(install_new_session(&client, &state).await);
     });
-    let result = answer.await.unwrap_or(Err(Error::WorkerStopped { session: old }));
+    let result = answer
+        .await
+        .unwrap_or(Err(Error::WorkerStopped { session: old }));
     if result.is_ok() {
         info!(old = %old, new = %guard.fingerprint(), "expired persistent session recreated");
     }
     result
 }
 
-async fn install_new_session(client: &crate::WorkbookClient, state: &Arc<SessionState>) -> Result<(), Error> {
+async fn install_new_session(
+    client: &crate::WorkbookClient,
+    state: &Arc<SessionState>,
+) -> Result<(), Error> {
     let core = client.core();
     let settings = &state.settings;
-    let created = create::create_session(core, &state.workbook, true, settings.respond_async).await?;
+    let created =
+        create::create_session(core, &state.workbook, true, settings.respond_async).await?;
     let counters = &core.counters;
     Counters::add(&counters.created);
 

@@ -162,8 +162,14 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
 
-        assert_eq!(parse_retry_after(&header("7"), now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(&header(&later), now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&header("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after(&header(&later), now),
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[test]
@@ -188,7 +194,10 @@ mod tests {
 
         for attempt in 1..40 {
             let wait = policy.backoff(attempt);
-            assert!(wait <= Duration::from_secs(30), "attempt {attempt} waited {wait:?}");
+            assert!(
+                wait <= Duration::from_secs(30),
+                "attempt {attempt} waited {wait:?}"
+            );
         }
         assert!(policy.backoff(1) >= Duration::from_millis(250));
         assert!(policy.backoff(1) < Duration::from_millis(500));

@@ -212,9 +212,14 @@ impl SessionGuard {
     ///
     /// This method is cancel safe: dropping the future leaves the session as it was.
     pub async fn refresh(&self) -> Result<(), Error> {
-        let _slot = self.state.permits.acquire().await.map_err(|_| Error::SessionClosed {
-            session: self.fingerprint(),
-        })?;
+        let _slot = self
+            .state
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::SessionClosed {
+                session: self.fingerprint(),
+            })?;
         keep_alive::refresh(self.client.core(), &self.state).await
     }
 

@@ -117,7 +117,14 @@ mod tests {
 
         let shown = Fingerprint::of(id).to_string();
 
-        assert_eq!(shown, Fingerprint::of(id).to_string(), "same id, same fingerprint");
-        assert!(!shown.contains("session"), "the fingerprint must not show the id");
+        assert_eq!(
+            shown,
+            Fingerprint::of(id).to_string(),
+            "same id, same fingerprint"
+        );
+        assert!(
+            !shown.contains("session"),
+            "the fingerprint must not show the id"
+        );
     }
 }

@@ -32,7 +32,12 @@ pub struct ShutdownReport {
 }
 
 impl ShutdownReport {
-    fn between(before: &Stats, after: &Stats, timed_out: bool, elapsed: Duration) -> ShutdownReport {
+    fn between(
+        before: &Stats,
+        after: &Stats,
+        timed_out: bool,
+        elapsed: Duration,
+    ) -> ShutdownReport {
         let closed = |stats: &Stats| {
             stats.closed_explicitly + stats.closed_on_drop + stats.closed_at_shutdown
         };
@@ -109,7 +114,11 @@ impl WorkbookClient {
 
         let drain = async {
             for state in open {
-                let job = CloseJob::new(Arc::clone(core), CloseTarget::Session(state), CloseReason::Shutdown);
+                let job = CloseJob::new(
+                    Arc::clone(core),
+                    CloseTarget::Session(state),
+                    CloseReason::Shutdown,
+                );
                 let _ = self.queue().send(Message::Close(job));
             }
             core.in_flight.wait_idle().await;
@@ -117,13 +126,22 @@ impl WorkbookClient {
         };
         let timed_out = tokio::time::timeout(deadline, drain).await.is_err();
         if timed_out {
-            warn!(?deadline, "shutdown deadline passed; stopping the closes still running");
+            warn!(
+                ?deadline,
+                "shutdown deadline passed; stopping the closes still running"
+            );
             core.abort_closes.notify_one();
             let _ = tokio::time::timeout(ABORT_GRACE, self.flush()).await;
         }
 
         let report = ShutdownReport::between(&before, &self.stats(), timed_out, started.elapsed());
-        info!(closed = report.closed, already_gone = report.already_gone, failed = report.failed, abandoned = report.abandoned, "shutdown finished");
+        info!(
+            closed = report.closed,
+            already_gone = report.already_gone,
+            failed = report.failed,
+            abandoned = report.abandoned,
+            "shutdown finished"
+        );
         report
     }
 

@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
 use parking_lot::Mutex;
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+};
+use reqwest::{Method, StatusCode};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::debug;
@@ -21,10 +23,10 @@ use crate::auth::Auth;
 use crate::client::Config;
 use crate::error::{Error, GraphError, GraphErrorBody, truncate};
 use crate::keep_alive::Schedule;
-use crate::shutdown::InFlight;
-use crate::state::Registry;
 use crate::response::Response;
 use crate::retry::{RetryClass, parse_retry_after};
+use crate::shutdown::InFlight;
+use crate::state::Registry;
 use crate::stats::Counters;
 use crate::workbook::Workbook;
 
@@ -129,7 +131,11 @@ impl Core {
                 "it contains control characters",
             ));
         }
-        let root = format!("{}{}", self.base.path().trim_end_matches('/'), workbook.root());
+        let root = format!(
+            "{}{}",
+            self.base.path().trim_end_matches('/'),
+            workbook.root()
+        );
         let mut text = format!("{}{}", self.base.origin().ascii_serialization(), root);
         if !path.is_empty() {
             text.push('/');
@@ -186,7 +192,10 @@ impl Core {
             };
 
             if failure.unauthorized() && self.auth.can_refresh() && !token_renewed {
-                debug!(operation = call.operation, "token rejected, asking the provider again");
+                debug!(
+                    operation = call.operation,
+                    "token rejected, asking the provider again"
+                );
                 token_renewed = true;
                 attempt -= 1;
                 continue;
@@ -230,7 +239,11 @@ impl Core {
                 }),
             });
         }
-        debug!(operation = call.operation, ?remaining, "waiting for the session's cooldown");
+        debug!(
+            operation = call.operation,
+            ?remaining,
+            "waiting for the session's cooldown"
+        );
         tokio::time::sleep(remaining).await;
         Ok(())
     }
@@ -266,7 +279,11 @@ impl Core {
         session: Option<SessionContext<'_>>,
         force_refresh: bool,
     ) -> Result<Response, Failure> {
-        let authorization = self.auth.header(force_refresh).await.map_err(Failure::Final)?;
+        let authorization = self
+            .auth
+            .header(force_refresh)
+            .await
+            .map_err(Failure::Final)?;
         let mut request = self
             .http
             .request(call.method.clone(), call.url.clone())
@@ -288,10 +305,21 @@ impl Core {
             return Ok(Response::new(status, headers, body));
         }
         if status.is_redirection() {
-            return Err(Failure::Final(redirect_error(call.operation, status, &headers)));
+            return Err(Failure::Final(redirect_error(
+                call.operation,
+                status,
+                &headers,
+            )));
         }
-        let body = read_body(response, MAX_ERROR_BODY, call.operation).await.ok();
-        Err(Failure::Status(Box::new(graph_error(call.operation, status, &headers, body))))
+        let body = read_body(response, MAX_ERROR_BODY, call.operation)
+            .await
+            .ok();
+        Err(Failure::Status(Box::new(graph_error(
+            call.operation,
+            status,
+            &headers,
+            body,
+        ))))
     }
 }
 
@@ -367,7 +395,10 @@ async fn read_body(
         operation: operation.to_owned(),
         limit,
     };
-    if response.content_length().is_some_and(|length| length > limit as u64) {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
         return Err(too_large());
     }
     let mut body = BytesMut::new();

@@ -95,13 +95,20 @@ impl Workbook {
     pub fn me_path(path: &str) -> Result<Workbook, Error> {
         let trimmed = path.trim_start_matches('/');
         if trimmed.is_empty() {
-            return Err(Error::invalid_argument("item path", path, "the path is empty"));
+            return Err(Error::invalid_argument(
+                "item path",
+                path,
+                "the path is empty",
+            ));
         }
         let segments = trimmed
             .split('/')
             .map(|part| segment("item path segment", part))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Workbook::from_item(format!("/me/drive/root:/{}:", segments.join("/"))))
+        Ok(Workbook::from_item(format!(
+            "/me/drive/root:/{}:",
+            segments.join("/")
+        )))
     }
 
     /// Addresses `/sites/{site-id}/drive/items/{item-id}/workbook`, in a SharePoint site's
@@ -113,7 +120,9 @@ impl Workbook {
     pub fn site_item(site_id: &str, item_id: &str) -> Result<Workbook, Error> {
         let site = segment("site id", site_id)?;
         let item = segment("item id", item_id)?;
-        Ok(Workbook::from_item(format!("/sites/{site}/drive/items/{item}")))
+        Ok(Workbook::from_item(format!(
+            "/sites/{site}/drive/items/{item}"
+        )))
     }
 
     /// Addresses `/users/{user-id-or-upn}/drive/items/{item-id}/workbook`.
@@ -124,7 +133,9 @@ impl Workbook {
     pub fn user_item(user: &str, item_id: &str) -> Result<Workbook, Error> {
         let user = segment("user id", user)?;
         let item = segment("item id", item_id)?;
-        Ok(Workbook::from_item(format!("/users/{user}/drive/items/{item}")))
+        Ok(Workbook::from_item(format!(
+            "/users/{user}/drive/items/{item}"
+        )))
     }
 
     /// Returns the encoded path of the workbook root, relative to the base URL.
@@ -173,9 +184,18 @@ mod tests {
         let cases = [
             (Workbook::me_item("I"), "/me/drive/items/I/workbook"),
             (Workbook::drive_item("D", "I"), "/drives/D/items/I/workbook"),
-            (Workbook::site_item("S", "I"), "/sites/S/drive/items/I/workbook"),
-            (Workbook::user_item("a@b.c", "I"), "/users/a%40b.c/drive/items/I/workbook"),
-            (Workbook::me_path("/a/b.xlsx"), "/me/drive/root:/a/b.xlsx:/workbook"),
+            (
+                Workbook::site_item("S", "I"),
+                "/sites/S/drive/items/I/workbook",
+            ),
+            (
+                Workbook::user_item("a@b.c", "I"),
+                "/users/a%40b.c/drive/items/I/workbook",
+            ),
+            (
+                Workbook::me_path("/a/b.xlsx"),
+                "/me/drive/root:/a/b.xlsx:/workbook",
+            ),
         ];
 
         for (built, expected) in cases {

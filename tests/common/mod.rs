@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod emulated;
+
 use std::time::Duration;
 
 use serde_json::json;
