@@ -89,7 +89,7 @@ async fn explicit_close_sends_one_close() {
     assert_eq!(
         outcome.expect("the close succeeds"),
         CloseOutcome::Closed,
-        "the server answered 204"
+        "the server returned 204"
     );
     assert_eq!(
         closes_after_drain(&client, &server, 1).await,
@@ -237,7 +237,7 @@ async fn create_cancelled_in_flight_closes_once() {
     assert_one_close_counted(client.stats(), "drop");
 }
 
-/// Mounts a long-running createSession: 202, then `running_polls` polls that answer
+/// Mounts a long-running createSession: 202, then `running_polls` polls that return
 /// `running`, then `succeeded` with a sessionInfoResource that returns [`SESSION_ID`].
 async fn mount_long_running_create(server: &MockServer, running_polls: usize) {
     let operation = format!("{}{ROOT}/operations/op-1", server.uri());

@@ -1,5 +1,5 @@
-//! A closeSession that fails is retried as the server asks, reported when it keeps failing,
-//! and treated as done when the server no longer knows the session.
+//! A closeSession that fails is retried after the server's `Retry-After`, reported when it
+//! keeps failing, and treated as done when the server no longer knows the session.
 
 mod common;
 
@@ -15,8 +15,8 @@ use workbook_session::{
     CloseOutcome, Error, RetryPolicy, SessionGuard, SessionOptions, StatusCode, WorkbookClient,
 };
 
-/// Mounts a closeSession that answers every request with `template`.
-async fn mount_close_answer(server: &MockServer, template: ResponseTemplate) {
+/// Mounts a closeSession that responds to every request with `template`.
+async fn mount_close_response(server: &MockServer, template: ResponseTemplate) {
     Mock::given(method("POST"))
         .and(path(format!("{ROOT}/closeSession")))
         .respond_with(template)
@@ -24,8 +24,8 @@ async fn mount_close_answer(server: &MockServer, template: ResponseTemplate) {
         .await;
 }
 
-/// Mounts a closeSession answered by `responder`, which sees every request.
-async fn mount_close_answer_with(server: &MockServer, responder: impl wiremock::Respond + 'static) {
+/// Mounts a closeSession whose responses come from `responder`, which sees every request.
+async fn mount_close_responder(server: &MockServer, responder: impl wiremock::Respond + 'static) {
     Mock::given(method("POST"))
         .and(path(format!("{ROOT}/closeSession")))
         .respond_with(responder)
@@ -40,7 +40,7 @@ async fn open(client: &WorkbookClient) -> SessionGuard {
         .expect("the session is created")
 }
 
-/// A client that tries a close three times with short backoffs.
+/// Builds a client that tries a close three times with short backoffs.
 fn client_with_three_attempts(server: &MockServer) -> WorkbookClient {
     let policy = RetryPolicy::default()
         .max_attempts(3)
@@ -59,7 +59,7 @@ async fn failed_close_waits_for_retry_after() {
     mount_create(&server, SESSION_ID).await;
     let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let recorded = Arc::clone(&arrivals);
-    mount_close_answer_with(&server, move |_: &wiremock::Request| {
+    mount_close_responder(&server, move |_: &wiremock::Request| {
         let mut arrivals = recorded.lock();
         arrivals.push(Instant::now());
         if arrivals.len() == 1 {
@@ -78,7 +78,7 @@ async fn failed_close_waits_for_retry_after() {
     assert_eq!(
         outcome.expect("the second attempt succeeds"),
         CloseOutcome::Closed,
-        "the server answered 204 the second time"
+        "the server returned 204 the second time"
     );
     assert_eq!(arrivals.len(), 2, "one 503 and one retry");
     let gap = arrivals[1] - arrivals[0];
@@ -103,7 +103,7 @@ async fn failed_close_waits_for_retry_after() {
 async fn close_that_always_fails_is_reported() {
     let server = MockServer::start().await;
     mount_create(&server, SESSION_ID).await;
-    mount_close_answer(&server, ResponseTemplate::new(503)).await;
+    mount_close_response(&server, ResponseTemplate::new(503)).await;
     let client = client_with_three_attempts(&server);
     let session = open(&client).await;
 
@@ -141,13 +141,13 @@ async fn close_that_always_fails_is_reported() {
 async fn close_failing_with_500_is_not_retried() {
     let server = MockServer::start().await;
     mount_create(&server, SESSION_ID).await;
-    mount_close_answer(&server, ResponseTemplate::new(500)).await;
+    mount_close_response(&server, ResponseTemplate::new(500)).await;
     let client = client_with_three_attempts(&server);
     let session = open(&client).await;
 
     let outcome = session.close().await;
 
-    let error = outcome.expect_err("a close answered 500 fails");
+    let error = outcome.expect_err("a close that gets 500 fails");
     assert_eq!(
         error.status(),
         Some(StatusCode::INTERNAL_SERVER_ERROR),
@@ -205,12 +205,12 @@ async fn dropped_guard_close_failure_is_counted() {
 }
 
 #[tokio::test]
-async fn close_answered_404_is_already_gone() {
+async fn close_404_counts_as_already_gone() {
     let server = MockServer::start().await;
     mount_create(&server, SESSION_ID).await;
     let body =
         json!({ "error": { "code": "itemNotFound", "message": "The session was not found." } });
-    mount_close_answer(&server, ResponseTemplate::new(404).set_body_json(body)).await;
+    mount_close_response(&server, ResponseTemplate::new(404).set_body_json(body)).await;
     let client = client_with_three_attempts(&server);
     let session = open(&client).await;
 
@@ -232,7 +232,7 @@ async fn close_answered_404_is_already_gone() {
 }
 
 #[tokio::test]
-async fn close_answered_recreatable_is_already_gone() {
+async fn close_recreatable_counts_as_already_gone() {
     let server = MockServer::start().await;
     mount_create(&server, SESSION_ID).await;
     let body = json!({
@@ -242,7 +242,7 @@ async fn close_answered_recreatable_is_already_gone() {
             "innerError": { "code": "invalidSessionReCreatable" }
         }
     });
-    mount_close_answer(&server, ResponseTemplate::new(400).set_body_json(body)).await;
+    mount_close_response(&server, ResponseTemplate::new(400).set_body_json(body)).await;
     let client = client_with_three_attempts(&server);
     let session = open(&client).await;
 
@@ -261,7 +261,7 @@ async fn close_answered_recreatable_is_already_gone() {
 async fn hanging_close_ends_at_close_timeout() {
     let server = MockServer::start().await;
     mount_create(&server, SESSION_ID).await;
-    mount_close_answer(
+    mount_close_response(
         &server,
         ResponseTemplate::new(204).set_delay(Duration::from_secs(3)),
     )
@@ -276,7 +276,7 @@ async fn hanging_close_ends_at_close_timeout() {
     let outcome = session.close().await;
 
     let elapsed = started.elapsed();
-    let error = outcome.expect_err("a close with no answer in time fails");
+    let error = outcome.expect_err("a close with no response in time fails");
     assert!(
         elapsed < Duration::from_secs(2),
         "the close gave up after {elapsed:?}, not at its 200 ms timeout"

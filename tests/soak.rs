@@ -117,7 +117,11 @@ async fn start_emulator(file: &SampleFile, seed: u64) -> Emulator {
 }
 
 /// Runs one session to its fate; returns the guard when the fate is to stay open.
-async fn live(client: WorkbookClient, plan: Plan, row: u64) -> Option<workbook_session::SessionGuard> {
+async fn live(
+    client: WorkbookClient,
+    plan: Plan,
+    row: u64,
+) -> Option<workbook_session::SessionGuard> {
     let options = if plan.persistent {
         SessionOptions::persistent()
     } else {
@@ -137,7 +141,11 @@ async fn live(client: WorkbookClient, plan: Plan, row: u64) -> Option<workbook_s
         let _ = if index % 2 == 0 {
             session.get(&cell).send().await
         } else {
-            session.patch(&cell).json(&json!({ "values": [[row]] })).send().await
+            session
+                .patch(&cell)
+                .json(&json!({ "values": [[row]] }))
+                .send()
+                .await
         };
     }
 
@@ -156,7 +164,10 @@ async fn live(client: WorkbookClient, plan: Plan, row: u64) -> Option<workbook_s
                 panic!("intentional panic while holding a guard");
             });
             let joined = task.await;
-            assert!(joined.is_err_and(|error| error.is_panic()), "the task panicked as planned");
+            assert!(
+                joined.is_err_and(|error| error.is_panic()),
+                "the task panicked as planned"
+            );
             None
         }
         Fate::OpenAtShutdown => Some(session),
@@ -189,7 +200,10 @@ async fn chaos_soak_leaks_nothing() {
     let mut tasks = tokio::task::JoinSet::new();
     for row in 0..sessions {
         let plan = plan(&mut rng);
-        let permit = Arc::clone(&limit).acquire_owned().await.expect("semaphore open");
+        let permit = Arc::clone(&limit)
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
         let client = client.clone();
         let kept = Arc::clone(&kept);
         tasks.spawn(async move {
@@ -224,26 +238,66 @@ async fn chaos_soak_leaks_nothing() {
         counters.requests_total,
         wall.elapsed()
     );
-    assert!(matches!(refused, Err(workbook_session::Error::ShutDown)), "no session after shutdown");
-    assert_eq!(emulator.open_sessions(), 0, "the emulator has no open session");
-    assert_eq!(counters.sessions_expired, 0, "no session was left to expire");
-    let unclosed: Vec<_> = ids.iter().filter(|id| emulator.closes_accepted(id) != 1).collect();
-    assert!(unclosed.is_empty(), "{} sessions without exactly one accepted close", unclosed.len());
-    assert_eq!(stats.created, ids.len() as u64, "the client created what the server saw");
+    assert!(
+        matches!(refused, Err(workbook_session::Error::ShutDown)),
+        "no session after shutdown"
+    );
+    assert_eq!(
+        emulator.open_sessions(),
+        0,
+        "the emulator has no open session"
+    );
+    assert_eq!(
+        counters.sessions_expired, 0,
+        "no session was left to expire"
+    );
+    let unclosed: Vec<_> = ids
+        .iter()
+        .filter(|id| emulator.closes_accepted(id) != 1)
+        .collect();
+    assert!(
+        unclosed.is_empty(),
+        "{} sessions without exactly one accepted close",
+        unclosed.len()
+    );
+    assert_eq!(
+        stats.created,
+        ids.len() as u64,
+        "the client created what the server saw"
+    );
     assert_eq!(stats.open, 0, "the client holds no open session");
     let closed = stats.closed_explicitly + stats.closed_on_drop + stats.closed_at_shutdown;
     let ended = closed + stats.already_gone + stats.close_failures + stats.abandoned;
-    assert_eq!(stats.created, ended, "every created session ended exactly once: {stats:?}");
-    assert_eq!(stats.already_gone, 0, "no close found its session gone, so none was closed twice");
-    assert_eq!(stats.close_failures, 0, "the server recovered, so no close failed");
+    assert_eq!(
+        stats.created, ended,
+        "every created session ended exactly once: {stats:?}"
+    );
+    assert_eq!(
+        stats.already_gone, 0,
+        "no close found its session gone, so none was closed twice"
+    );
+    assert_eq!(
+        stats.close_failures, 0,
+        "the server recovered, so no close failed"
+    );
     assert_eq!(stats.abandoned, 0, "nothing was abandoned");
-    assert!(counters.faults_injected > sessions / 10, "faults were injected: {}", counters.faults_injected);
+    assert!(
+        counters.faults_injected > sessions / 10,
+        "faults were injected: {}",
+        counters.faults_injected
+    );
     assert!(stats.retries > 0, "faults caused retries");
 
     let logs = String::from_utf8_lossy(&logs.0.lock()).into_owned();
     assert!(!logs.is_empty(), "the logs were captured");
-    assert!(!logs.contains(EMULATOR_TOKEN), "the token never reaches a log line");
+    assert!(
+        !logs.contains(EMULATOR_TOKEN),
+        "the token never reaches a log line"
+    );
     let leaked = ids.iter().filter(|id| logs.contains(id.as_str())).count();
     assert_eq!(leaked, 0, "no full session id reaches a log line");
-    assert!(!logs.contains("a close job panicked"), "no close job panicked");
+    assert!(
+        !logs.contains("a close job panicked"),
+        "no close job panicked"
+    );
 }
