@@ -46,7 +46,10 @@ impl Edit {
     }
 
     fn path(&self) -> String {
-        format!("worksheets('{}')/range(address='{}')", self.sheet, self.range)
+        format!(
+            "worksheets('{}')/range(address='{}')",
+            self.sheet, self.range
+        )
     }
 }
 
@@ -76,7 +79,10 @@ pub async fn edit(
 
     let body = json!({ "values": edit.values });
     session.patch(&edit.path()).json(&body).send().await?;
-    println!("write      {}!{} <- {}", edit.sheet, edit.range, edit.values);
+    println!(
+        "write      {}!{} <- {}",
+        edit.sheet, edit.range, edit.values
+    );
 
     let after = values(&session, edit).await?;
     println!("read       {}!{} after:  {after}", edit.sheet, edit.range);
@@ -134,8 +140,13 @@ async fn values(
 pub async fn edit_on_emulator(folder: &Path) -> Result<(EditReport, PathBuf), String> {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.xlsx");
     let file = folder.join("sample.xlsx");
-    std::fs::copy(&sample, &file)
-        .map_err(|error| format!("failed to copy {} to {}: {error}", sample.display(), file.display()))?;
+    std::fs::copy(&sample, &file).map_err(|error| {
+        format!(
+            "failed to copy {} to {}: {error}",
+            sample.display(),
+            file.display()
+        )
+    })?;
 
     let emulator = Emulator::builder()
         .workbook(EMULATOR_ITEM, &file)
@@ -143,7 +154,11 @@ pub async fn edit_on_emulator(folder: &Path) -> Result<(EditReport, PathBuf), St
         .start()
         .await
         .map_err(|error| format!("failed to start the emulator: {error}"))?;
-    println!("emulator   serving {} at {}", file.display(), emulator.base_url());
+    println!(
+        "emulator   serving {} at {}",
+        file.display(),
+        emulator.base_url()
+    );
 
     let client = WorkbookClient::builder()
         .base_url(emulator.base_url())
@@ -166,8 +181,8 @@ pub async fn edit_on_emulator(folder: &Path) -> Result<(EditReport, PathBuf), St
 pub fn read_saved(file: &Path, sheet: &str, range: &str) -> Result<Vec<Vec<String>>, String> {
     use calamine::{Reader, Xlsx, open_workbook};
 
-    let mut book: Xlsx<_> =
-        open_workbook(file).map_err(|error| format!("failed to open {}: {error}", file.display()))?;
+    let mut book: Xlsx<_> = open_workbook(file)
+        .map_err(|error| format!("failed to open {}: {error}", file.display()))?;
     let cells = book
         .worksheet_range(sheet)
         .map_err(|error| format!("failed to read sheet {sheet}: {error}"))?;
@@ -235,7 +250,12 @@ async fn run_offline() -> Result<(), String> {
 
     let edit = Edit::from_env();
     let saved = read_saved(&file, &edit.sheet, &edit.range)?;
-    println!("file       {} re-read from disk: {}!{} = {saved:?}", file.display(), edit.sheet, edit.range);
+    println!(
+        "file       {} re-read from disk: {}!{} = {saved:?}",
+        file.display(),
+        edit.sheet,
+        edit.range
+    );
     let notes = read_saved(&file, "Notes", "A1:A1")?;
     println!("file       untouched cell Notes!A1 = {:?}", notes[0][0]);
     Ok(())
@@ -257,7 +277,11 @@ async fn run_against_graph(token: String) -> Result<(), String> {
 
 fn graph_workbook() -> Result<Workbook, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-    let workbook = match (var("GRAPH_DRIVE_ID"), var("GRAPH_ITEM_ID"), var("GRAPH_ITEM_PATH")) {
+    let workbook = match (
+        var("GRAPH_DRIVE_ID"),
+        var("GRAPH_ITEM_ID"),
+        var("GRAPH_ITEM_PATH"),
+    ) {
         (Some(drive), Some(item), _) => Workbook::drive_item(&drive, &item),
         (None, Some(item), _) => Workbook::me_item(&item),
         (_, None, Some(path)) => Workbook::me_path(&path),
@@ -272,8 +296,7 @@ fn graph_workbook() -> Result<Workbook, String> {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -20,7 +20,7 @@ use crate::retry::RetryClass;
 use crate::session_id::{Fingerprint, SessionId};
 use crate::state::SessionState;
 use crate::stats::Counters;
-use crate::transport::{Call, Core, SessionContext};
+use crate::transport::{Call, Cooldown, Core, SessionContext};
 use crate::workbook::Workbook;
 
 /// How a close was asked for.
@@ -135,12 +135,14 @@ impl CloseJob {
                 let result = if *was_expired {
                     Ok(CloseOutcome::AlreadyGone)
                 } else {
-                    close_session(&self.core, &state.workbook, id).await
+                    close_session(&self.core, &state.workbook, id, &state.cooldown).await
                 };
                 state.finish_close();
                 result
             }
-            CloseTarget::Orphan { workbook, .. } => close_session(&self.core, workbook, id).await,
+            CloseTarget::Orphan { workbook, .. } => {
+                close_session(&self.core, workbook, id, &Cooldown::default()).await
+            }
         }
     }
 
@@ -194,11 +196,13 @@ impl Drop for CloseJob {
     }
 }
 
-/// Sends closeSession with the retry policy, bounded by the client's close timeout.
+/// Sends closeSession with the retry policy, after the session's `Retry-After` cooldown, bounded
+/// by the client's close timeout.
 pub(crate) async fn close_session(
     core: &Core,
     workbook: &Workbook,
     id: &SessionId,
+    cooldown: &Cooldown,
 ) -> Result<CloseOutcome, Error> {
     let operation = "closeSession";
     let url = core.workbook_url(workbook, operation)?;
@@ -206,7 +210,7 @@ pub(crate) async fn close_session(
         .json_body(bytes::Bytes::from_static(b"{}"));
     let context = SessionContext {
         id: id.header(),
-        cooldown: &Default::default(),
+        cooldown,
     };
     let limit = core.config.close_timeout;
     let span = info_span!("close_session", session = %id.fingerprint());

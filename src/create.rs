@@ -99,19 +99,10 @@ async fn poll_operation(core: &Core, location: Url, deadline: Instant) -> Result
     loop {
         let call = Call::new(POLL, Method::GET, location.clone(), RetryClass::SessionCall);
         let response = core.execute(&call, None).await?;
-        let operation = parse_object(POLL, response.bytes())?;
-        let status = string_field(POLL, &operation, "status")?
-            .ok_or_else(|| Error::invalid_response(POLL, "operation has no status"))?;
-
-        match status.to_ascii_lowercase().as_str() {
-            "notstarted" | "running" => {}
-            // `completed` is the name an older page of the documentation uses for success.
-            "succeeded" | "completed" => return fetch_session_info(core, &operation).await,
-            "failed" => return Err(operation_failure(&operation)),
-            _ => {
-                return Err(Error::UnknownOperationStatus {
-                    status: truncate(status),
-                });
+        match parse_operation(response.bytes())? {
+            Operation::Pending(status) => debug!(status, "createSession still running"),
+            Operation::Succeeded { resource_location } => {
+                return fetch_session_info(core, &resource_location).await;
             }
         }
 
@@ -121,7 +112,6 @@ async fn poll_operation(core: &Core, location: Url, deadline: Instant) -> Result
                 after: core.config.create_timeout,
             });
         }
-        debug!(status, ?wait, "createSession still running");
         tokio::time::sleep(wait).await;
         interval = interval.mul_f64(1.5).min(core.config.max_poll_interval);
     }
@@ -138,12 +128,46 @@ fn poll_wait(response: &Response, interval: Duration, max: Duration) -> Duration
         .min(max)
 }
 
-async fn fetch_session_info(core: &Core, operation: &Map<String, Value>) -> Result<Created, Error> {
-    let location = string_field(POLL, operation, "resourceLocation")?.ok_or_else(|| {
-        Error::invalid_response(POLL, "operation succeeded without a resourceLocation")
-    })?;
+/// The state of a long-running createSession, from one poll.
+#[derive(Debug)]
+pub(crate) enum Operation {
+    /// `notStarted` or `running`, as the server spelled it.
+    Pending(String),
+    Succeeded {
+        resource_location: String,
+    },
+}
+
+/// Parses a workbookOperation: `{"id", "status", "resourceLocation"?, "error"?}`.
+///
+/// `failed` and every status this crate does not know are errors, never "ready".
+pub(crate) fn parse_operation(body: &[u8]) -> Result<Operation, Error> {
+    let operation = parse_object(POLL, body)?;
+    let status = string_field(POLL, &operation, "status")?
+        .ok_or_else(|| Error::invalid_response(POLL, "operation has no status"))?;
+
+    match status.to_ascii_lowercase().as_str() {
+        "notstarted" | "running" => Ok(Operation::Pending(truncate(status))),
+        // `completed` is the name an older page of the documentation uses for success.
+        "succeeded" | "completed" => {
+            let location =
+                string_field(POLL, &operation, "resourceLocation")?.ok_or_else(|| {
+                    Error::invalid_response(POLL, "operation succeeded without a resourceLocation")
+                })?;
+            Ok(Operation::Succeeded {
+                resource_location: location.to_owned(),
+            })
+        }
+        "failed" => Err(operation_failure(&operation)),
+        _ => Err(Error::UnknownOperationStatus {
+            status: truncate(status),
+        }),
+    }
+}
+
+async fn fetch_session_info(core: &Core, resource_location: &str) -> Result<Created, Error> {
     // Used exactly as given, query string included.
-    let url = core.same_origin_url(POLL, location)?;
+    let url = core.same_origin_url(POLL, resource_location)?;
     let call = Call::new(SESSION_INFO, Method::GET, url, RetryClass::SessionCall);
     let response = core.execute(&call, None).await?;
     parse_session_info(SESSION_INFO, response.bytes())

@@ -127,9 +127,9 @@ pub enum Error {
         after: Duration,
     },
 
-    /// An operation got no final answer within its time limit, such as a closeSession that
-    /// ran past the client's close timeout.
-    #[error("{operation} got no answer within {after:?}")]
+    /// An operation got no response within its time limit, such as a closeSession that ran
+    /// past the client's close timeout.
+    #[error("{operation} timed out: no response within {after:?}")]
     TimedOut {
         /// The operation, such as `closeSession`.
         operation: String,

@@ -126,3 +126,80 @@ mod assertions {
         send(&guard.close());
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz/`; not part of the public API.
+///
+/// Each function parses untrusted input the way the client does and panics only when an
+/// invariant the client relies on is broken, which is what the fuzzer looks for.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::SystemTime;
+
+    use reqwest::header::HeaderValue;
+    use url::Url;
+
+    /// Parses a createSession or sessionInfoResource body.
+    pub fn session_info(body: &[u8]) {
+        if let Ok(created) = crate::create::parse_session_info("createSession", body) {
+            let id = created.id.header().as_bytes();
+            assert!(!id.is_empty() && id.len() <= crate::session_id::MAX_SESSION_ID_LEN);
+            assert!(
+                id.iter().all(u8::is_ascii_graphic),
+                "an accepted id is visible ASCII"
+            );
+        }
+    }
+
+    /// Parses a workbookOperation body and formats any error.
+    pub fn operation(body: &[u8]) {
+        match crate::create::parse_operation(body) {
+            Ok(operation) => drop(format!("{operation:?}")),
+            Err(error) => drop(error.to_string()),
+        }
+    }
+
+    /// Parses a Graph error body and formats it.
+    pub fn error_body(body: &[u8]) {
+        if let Some(parsed) = crate::error::GraphErrorBody::parse(body) {
+            let shown = parsed.to_string();
+            assert!(
+                !shown.contains('\n') && !shown.contains('\r'),
+                "no line breaks from the server"
+            );
+        }
+    }
+
+    /// Parses a `Retry-After` header value.
+    pub fn retry_after(value: &[u8]) {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            let _ = crate::retry::parse_retry_after(&value, SystemTime::now());
+        }
+    }
+
+    /// Resolves a server-sent URL and a caller's path against the Graph base URL, checking
+    /// that whatever is accepted stays on the origin and below the workbook root.
+    pub fn urls(text: &str) {
+        let base = Url::parse(crate::DEFAULT_BASE_URL).expect("the default base URL parses");
+        if let Ok(url) = crate::transport::same_origin_url(&base, "fuzz", text) {
+            assert_eq!(
+                url.origin(),
+                base.origin(),
+                "accepted URL on another origin"
+            );
+        }
+        let workbook = crate::Workbook::me_item("item").expect("a valid id");
+        if let Ok(url) = crate::transport::workbook_url(&base, &workbook, text) {
+            assert_eq!(url.origin(), base.origin(), "request URL on another origin");
+            assert!(
+                url.path().starts_with("/v1.0/me/drive/items/item/workbook"),
+                "request URL left the root"
+            );
+        }
+        if let Ok(workbook) = crate::Workbook::me_path(text) {
+            assert!(
+                !workbook.root().contains("/../"),
+                "a dot segment survived encoding"
+            );
+        }
+    }
+}

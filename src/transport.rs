@@ -118,56 +118,12 @@ impl Core {
         u64::try_from(nanos).unwrap_or(u64::MAX)
     }
 
-    /// Builds the URL of `path` below the workbook root and checks that it stays there.
-    ///
-    /// `path` is relative to the workbook root (`worksheets('Sheet1')/range(address='A1')`);
-    /// a leading `/` is ignored. `#` is encoded because a fragment is never sent.
     pub(crate) fn workbook_url(&self, workbook: &Workbook, path: &str) -> Result<Url, Error> {
-        let path = path.trim_start_matches('/');
-        if path.chars().any(char::is_control) {
-            return Err(Error::invalid_argument(
-                "request path",
-                path,
-                "it contains control characters",
-            ));
-        }
-        let root = format!(
-            "{}{}",
-            self.base.path().trim_end_matches('/'),
-            workbook.root()
-        );
-        let mut text = format!("{}{}", self.base.origin().ascii_serialization(), root);
-        if !path.is_empty() {
-            text.push('/');
-            text.push_str(&path.replace('#', "%23"));
-        }
-        let url = Url::parse(&text)
-            .map_err(|error| Error::invalid_argument("request path", path, error.to_string()))?;
-        if url.origin() != self.base.origin() || !url.path().starts_with(&root) {
-            return Err(Error::invalid_argument(
-                "request path",
-                path,
-                "it leads outside the workbook root",
-            ));
-        }
-        Ok(url)
+        workbook_url(&self.base, workbook, path)
     }
 
-    /// Parses a URL the server sent (a `Location` or `resourceLocation`) and accepts it only on
-    /// the configured origin, so that neither the token nor the session id goes elsewhere.
     pub(crate) fn same_origin_url(&self, operation: &str, text: &str) -> Result<Url, Error> {
-        let url = self
-            .base
-            .join(text)
-            .map_err(|error| Error::invalid_response(operation, format!("invalid URL: {error}")))?;
-        if url.origin() != self.base.origin() {
-            return Err(Error::ForeignOrigin {
-                operation: operation.to_owned(),
-                url: truncate(text),
-                expected: self.base.origin().ascii_serialization(),
-            });
-        }
-        Ok(url)
+        same_origin_url(&self.base, operation, text)
     }
 
     /// Sends `call`, retrying per the client's policy, and returns the successful response.
@@ -200,12 +156,14 @@ impl Core {
                 attempt -= 1;
                 continue;
             }
-            let Some(delay) = self.retry_delay(call, &failure, attempt) else {
-                return Err(failure.into_error(call.operation));
-            };
+            // The cooldown binds the session's next requests too, so it is set even when
+            // this call is not retried.
             if let (Some(session), Some(retry_after)) = (session, failure.retry_after()) {
                 session.cooldown.extend(self, Instant::now() + retry_after);
             }
+            let Some(delay) = self.retry_delay(call, &failure, attempt) else {
+                return Err(failure.into_error(call.operation));
+            };
             if started.elapsed() + delay > policy.budget() {
                 return Err(failure.into_budget_error(call.operation, delay));
             }
@@ -455,4 +413,51 @@ fn redirect_error(operation: &str, status: StatusCode, headers: &HeaderMap) -> E
              the token stays on the configured origin"
         ),
     )
+}
+
+/// Builds the URL of `path` below the workbook root and checks that it stays there.
+///
+/// `path` is relative to the workbook root (`worksheets('Sheet1')/range(address='A1')`);
+/// a leading `/` is ignored. `#` is encoded because a fragment is never sent.
+pub(crate) fn workbook_url(base: &Url, workbook: &Workbook, path: &str) -> Result<Url, Error> {
+    let path = path.trim_start_matches('/');
+    if path.chars().any(char::is_control) {
+        return Err(Error::invalid_argument(
+            "request path",
+            path,
+            "it contains control characters",
+        ));
+    }
+    let root = format!("{}{}", base.path().trim_end_matches('/'), workbook.root());
+    let mut text = format!("{}{}", base.origin().ascii_serialization(), root);
+    if !path.is_empty() {
+        text.push('/');
+        text.push_str(&path.replace('#', "%23"));
+    }
+    let url = Url::parse(&text)
+        .map_err(|error| Error::invalid_argument("request path", path, error.to_string()))?;
+    if url.origin() != base.origin() || !url.path().starts_with(&root) {
+        return Err(Error::invalid_argument(
+            "request path",
+            path,
+            "it leads outside the workbook root",
+        ));
+    }
+    Ok(url)
+}
+
+/// Parses a URL the server sent (a `Location` or `resourceLocation`) and accepts it only on
+/// the configured origin, so that neither the token nor the session id goes elsewhere.
+pub(crate) fn same_origin_url(base: &Url, operation: &str, text: &str) -> Result<Url, Error> {
+    let url = base
+        .join(text)
+        .map_err(|error| Error::invalid_response(operation, format!("invalid URL: {error}")))?;
+    if url.origin() != base.origin() {
+        return Err(Error::ForeignOrigin {
+            operation: operation.to_owned(),
+            url: truncate(text),
+            expected: base.origin().ascii_serialization(),
+        });
+    }
+    Ok(url)
 }

@@ -163,7 +163,7 @@ async fn panicking_task_still_closes_once() {
     let session = open(&client).await;
 
     let task = tokio::spawn(async move {
-        let _held = session;
+        let _guard = session;
         panic!("deliberate panic in a task that holds a session guard");
     });
     let joined = task.await;
@@ -188,7 +188,7 @@ async fn caught_panic_on_std_thread_closes_once() {
 
     let thread = std::thread::spawn(move || {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            let _held = session;
+            let _guard = session;
             panic!("deliberate panic on a thread that holds a session guard");
         }))
     });
@@ -213,7 +213,7 @@ async fn create_cancelled_in_flight_closes_once() {
         .respond_with(
             ResponseTemplate::new(201)
                 .set_body_json(json!({ "id": SESSION_ID, "persistChanges": true }))
-                .set_delay(Duration::from_millis(300)),
+                .set_delay(Duration::from_millis(500)),
         )
         .mount(&server)
         .await;
@@ -287,13 +287,13 @@ async fn long_running_create_cancelled_while_polling() {
     mount_close(&server).await;
     let client = builder(&server)
         .respond_async(true)
-        .poll_interval(Duration::from_millis(100), Duration::from_millis(100))
+        .poll_interval(Duration::from_millis(200), Duration::from_millis(200))
         .build()
         .expect("a valid client");
 
     let workbook = workbook();
     let create = client.create_session(&workbook, SessionOptions::persistent());
-    let cancelled = tokio::time::timeout(Duration::from_millis(50), create).await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(150), create).await;
     let polls_at_cancel = requests_to(&server, "/operations/op-1").await.len();
     let session_info_at_cancel = session_info_fetches(&server).await;
 

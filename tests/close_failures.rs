@@ -1,5 +1,5 @@
 //! A closeSession that fails is retried after the server's `Retry-After`, reported when it
-//! keeps failing, and treated as done when the server no longer knows the session.
+//! keeps failing, and treated as done when the server reports the session gone.
 
 mod common;
 
@@ -24,7 +24,7 @@ async fn mount_close_response(server: &MockServer, template: ResponseTemplate) {
         .await;
 }
 
-/// Mounts a closeSession whose responses come from `responder`, which sees every request.
+/// Mounts a closeSession whose responses come from `responder`, which receives every request.
 async fn mount_close_responder(server: &MockServer, responder: impl wiremock::Respond + 'static) {
     Mock::given(method("POST"))
         .and(path(format!("{ROOT}/closeSession")))

@@ -24,6 +24,12 @@ use workbook_session::{
 /// appear by chance.
 const ID_CORE: &str = "SN3PEPF00000123";
 
+/// Taken by every test here, so that no other test logs while the trace test's thread-local
+/// subscriber is set. With both tests running at once, that subscriber missed some events of
+/// its own thread (seen with tracing-core 0.1.36, which caches per callsite whether any
+/// subscriber is interested).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Returns the formatted error and its chain of sources.
 fn describe(error: &Error) -> String {
     let mut text = format!("{error:?} | {error}");
@@ -35,18 +41,18 @@ fn describe(error: &Error) -> String {
     text
 }
 
-fn assert_no_secret(text: &str, what: &str) {
+fn assert_no_secret(text: &str, subject: &str) {
     assert!(
         !text.contains(TOKEN),
-        "{what} shows the bearer token: {text}"
+        "{subject} shows the bearer token: {text}"
     );
     assert!(
         !text.contains(SESSION_ID),
-        "{what} shows a full session id: {text}"
+        "{subject} shows a full session id: {text}"
     );
     assert!(
         !text.contains(ID_CORE),
-        "{what} shows part of a session id: {text}"
+        "{subject} shows part of a session id: {text}"
     );
 }
 
@@ -207,6 +213,7 @@ async fn produce_errors(server: &MockServer, foreign: &MockServer) -> Vec<Error>
 
 #[tokio::test]
 async fn formatted_values_hide_token_and_id() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = MockServer::start().await;
     let foreign = MockServer::start().await;
     mount_create_long_ids(&server).await;
@@ -340,6 +347,7 @@ async fn run_every_logged_path(server: &MockServer) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn trace_output_hides_token_and_id() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = MockServer::start().await;
     mount_create_long_ids(&server).await;
     mount_close(&server).await;
