@@ -466,6 +466,7 @@ impl WorkbookClient {
                 .max_concurrent_requests
                 .unwrap_or(config.max_concurrent_requests),
             respond_async: options.respond_async.unwrap_or(config.respond_async),
+            retry: options.retry.clone(),
         };
         if settings.max_concurrent_requests == 0 {
             return Err(Error::invalid_argument(

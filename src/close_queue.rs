@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Error;
-use crate::retry::RetryClass;
+use crate::retry::{RetryClass, RetryPolicy};
 use crate::session_id::{Fingerprint, SessionId};
 use crate::state::SessionState;
 use crate::stats::Counters;
@@ -135,13 +135,20 @@ impl CloseJob {
                 let result = if *was_expired {
                     Ok(CloseOutcome::AlreadyGone)
                 } else {
-                    close_session(&self.core, &state.workbook, id, &state.cooldown).await
+                    close_session(
+                        &self.core,
+                        &state.workbook,
+                        id,
+                        &state.cooldown,
+                        state.settings.retry.as_ref(),
+                    )
+                    .await
                 };
                 state.finish_close();
                 result
             }
             CloseTarget::Orphan { workbook, .. } => {
-                close_session(&self.core, workbook, id, &Cooldown::default()).await
+                close_session(&self.core, workbook, id, &Cooldown::default(), None).await
             }
         }
     }
@@ -203,11 +210,13 @@ pub(crate) async fn close_session(
     workbook: &Workbook,
     id: &SessionId,
     cooldown: &Cooldown,
+    retry: Option<&RetryPolicy>,
 ) -> Result<CloseOutcome, Error> {
     let operation = "closeSession";
     let url = core.workbook_url(workbook, operation)?;
-    let call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
+    let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
         .json_body(bytes::Bytes::from_static(b"{}"));
+    call.retry = retry;
     let context = SessionContext {
         id: id.header(),
         cooldown,

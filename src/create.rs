@@ -1,4 +1,4 @@
-//! createSession: the synchronous answer (201) and the long-running one (202, then polling
+//! createSession: the synchronous response (201) and the long-running one (202, then polling
 //! the operation and fetching the session it points to).
 //!
 //! Everything here is untrusted input: the 202's `Location` and the operation's

@@ -49,11 +49,11 @@ pub enum Error {
     /// A builder setting or argument is invalid.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidArgument {
-        /// What the value is (for example `base URL`).
+        /// The kind of value (for example `base URL`).
         what: &'static str,
         /// The rejected value, never a secret.
         value: String,
-        /// Why it was rejected.
+        /// The reason it was rejected.
         reason: String,
     },
 
@@ -71,7 +71,7 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    /// The server answered with a non-success status.
+    /// The server responded with a non-success status.
     #[error(transparent)]
     Graph(Box<GraphError>),
 
@@ -80,7 +80,7 @@ pub enum Error {
     InvalidResponse {
         /// The operation whose response was invalid.
         operation: String,
-        /// What was wrong with it.
+        /// The problem found in it.
         reason: String,
     },
 

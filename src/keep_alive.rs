@@ -28,7 +28,7 @@ use crate::transport::{Call, Core, SessionContext};
 /// Entries due this close together are refreshed in one wake-up.
 const COALESCE: Duration = Duration::from_secs(1);
 
-/// The longest wait before a failed refresh is tried again.
+/// The maximum wait before a failed refresh is tried again.
 const RETRY_FAILED_REFRESH: Duration = Duration::from_secs(30);
 
 struct Entry {
@@ -194,9 +194,9 @@ async fn refresh_if_idle(core: &Core, session: &SessionState) -> Refreshed {
     }
 }
 
-/// Sends refreshSession in `session`; the caller holds one of its request slots.
+/// Sends refreshSession in `session`. The caller must own one of its request slots.
 ///
-/// A session the server no longer knows is marked expired.
+/// A session the server no longer has is marked expired.
 pub(crate) async fn refresh(core: &Core, session: &SessionState) -> Result<(), Error> {
     let usable = match session.usable() {
         Ok(usable) => usable,
@@ -209,8 +209,9 @@ pub(crate) async fn refresh(core: &Core, session: &SessionState) -> Result<(), E
     };
     let operation = "refreshSession";
     let url = core.workbook_url(&session.workbook, operation)?;
-    let call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
+    let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
         .json_body(bytes::Bytes::from_static(b"{}"));
+    call.retry = session.settings.retry.as_ref();
     let context = SessionContext {
         id: usable.id.header(),
         cooldown: &session.cooldown,

@@ -17,7 +17,7 @@ use crate::close_queue::{CloseJob, CloseReason, CloseTarget, Message};
 use crate::create;
 use crate::error::{Error, truncate};
 use crate::response::Response;
-use crate::retry::RetryClass;
+use crate::retry::{RetryClass, RetryPolicy};
 use crate::session::SessionGuard;
 use crate::state::{SessionState, Unusable, Usable};
 use crate::stats::Counters;
@@ -37,6 +37,7 @@ pub struct SessionRequest<'a> {
     body: Option<Bytes>,
     idempotent: Option<bool>,
     timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
     /// The first error met while building, returned by `send`.
     error: Option<Error>,
 }
@@ -52,6 +53,7 @@ impl<'a> SessionRequest<'a> {
             body: None,
             idempotent: None,
             timeout: None,
+            retry: None,
             error: None,
         }
     }
@@ -120,6 +122,13 @@ impl<'a> SessionRequest<'a> {
         self
     }
 
+    /// Sets the retry policy of this request. Default is the session's, which defaults to the
+    /// client's [`retry_policy`](crate::WorkbookClientBuilder::retry_policy).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> SessionRequest<'a> {
+        self.retry = Some(policy);
+        self
+    }
+
     /// Sends the request in the session and returns the successful response.
     ///
     /// Requests wait for one of the session's request slots, then for any `Retry-After`
@@ -129,7 +138,7 @@ impl<'a> SessionRequest<'a> {
     ///
     /// # Errors
     ///
-    /// - [`Error::Graph`] for a non-success answer, after the retry policy gave up.
+    /// - [`Error::Graph`] for a non-success response, after the retry policy gave up.
     /// - [`Error::Throttled`] when the server asked to wait beyond the retry budget.
     /// - [`Error::SessionExpired`] when a non-persistent session expired: its edits are lost.
     /// - [`Error::SessionClosed`] after [`WorkbookClient::shutdown`](crate::WorkbookClient::shutdown).
@@ -147,7 +156,7 @@ impl<'a> SessionRequest<'a> {
         self.send_inner(operation).instrument(span).await
     }
 
-    /// Sends the request and deserializes the JSON answer.
+    /// Sends the request and deserializes the JSON response.
     ///
     /// # Errors
     ///
@@ -188,6 +197,7 @@ impl<'a> SessionRequest<'a> {
         call.headers = self.headers;
         call.body = self.body;
         call.timeout = self.timeout;
+        call.retry = self.retry.as_ref().or(state.settings.retry.as_ref());
 
         let _slot = state
             .permits

@@ -97,13 +97,13 @@ impl RetryPolicy {
     }
 }
 
-/// A random number from the standard library's per-process hasher keys: enough for jitter,
+/// Returns a random number from the standard library's per-process hasher keys: enough for jitter,
 /// without a dependency on a random number crate.
 fn random_u64() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(SystemTime::now())
 }
 
-/// Which failures a request may be retried after.
+/// The classes of requests, by which failures they may be retried after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RetryClass {
     /// Sending twice has the effect of sending once.

@@ -13,12 +13,13 @@ use crate::close_queue::{CloseJob, CloseOutcome, CloseReason, CloseTarget, Messa
 use crate::error::Error;
 use crate::keep_alive;
 use crate::request::SessionRequest;
+use crate::retry::RetryPolicy;
 use crate::session_id::Fingerprint;
 use crate::state::{SessionState, Unusable};
 use crate::transport::SESSION_HEADER;
 use crate::workbook::Workbook;
 
-/// How a session is created and kept.
+/// The options a session is created with.
 ///
 /// # Examples
 ///
@@ -37,10 +38,12 @@ pub struct SessionOptions {
     pub(crate) keep_alive: Option<Option<Duration>>,
     pub(crate) max_concurrent_requests: Option<usize>,
     pub(crate) respond_async: Option<bool>,
+    pub(crate) retry: Option<RetryPolicy>,
 }
 
 impl SessionOptions {
-    /// A session whose edits are saved to the file (`persistChanges: true`).
+    /// Returns options for a session whose edits are saved to the file
+    /// (`persistChanges: true`).
     ///
     /// If it expires on the server, the guard recreates it once and repeats the request.
     pub fn persistent() -> SessionOptions {
@@ -49,10 +52,11 @@ impl SessionOptions {
             keep_alive: None,
             max_concurrent_requests: None,
             respond_async: None,
+            retry: None,
         }
     }
 
-    /// A session whose edits are never saved (`persistChanges: false`).
+    /// Returns options for a session whose edits are never saved (`persistChanges: false`).
     ///
     /// If it expires on the server its edits are gone, so every later request fails with
     /// [`Error::SessionExpired`] instead of silently starting over.
@@ -78,10 +82,17 @@ impl SessionOptions {
         self
     }
 
-    /// Sets whether createSession asks for the long-running form (`Prefer: respond-async`).
+    /// Sets whether createSession requests the long-running form (`Prefer: respond-async`).
     /// Default is the client's [`respond_async`](crate::WorkbookClientBuilder::respond_async).
     pub fn respond_async(mut self, respond_async: bool) -> SessionOptions {
         self.respond_async = Some(respond_async);
+        self
+    }
+
+    /// Sets the retry policy of every call in this session, its close included. Default is
+    /// the client's [`retry_policy`](crate::WorkbookClientBuilder::retry_policy).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> SessionOptions {
+        self.retry = Some(policy);
         self
     }
 
@@ -205,7 +216,7 @@ impl SessionGuard {
     ///
     /// # Errors
     ///
-    /// Returns [`Error::SessionExpired`] when the server no longer knows the session, and the
+    /// Returns [`Error::SessionExpired`] when the server no longer has the session, and the
     /// errors of a request otherwise.
     ///
     /// # Cancel safety
@@ -223,7 +234,7 @@ impl SessionGuard {
         keep_alive::refresh(self.client.core(), &self.state).await
     }
 
-    /// Closes the session and returns the server's answer.
+    /// Closes the session and returns the outcome.
     ///
     /// A 404 or `invalidSessionReCreatable` answer means the session is already gone, which
     /// is a success: [`CloseOutcome::AlreadyGone`].

@@ -10,13 +10,13 @@ use crate::error::Error;
 
 /// The maximum length of a session id accepted from the server, in bytes.
 ///
-/// Graph's ids are a few hundred bytes long; anything far longer is a broken or hostile answer.
+/// Graph's ids are a few hundred bytes long; anything far longer is a broken or hostile response.
 pub(crate) const MAX_SESSION_ID_LEN: usize = 4096;
 
 /// A short, stable stand-in for a session id, safe to log.
 ///
-/// The full id lets anyone holding a token act in the session, so this crate never logs or
-/// formats it; the fingerprint is a 32-bit hash of it, enough to correlate log lines.
+/// The full id lets anyone with a token act in the session, so this crate never logs or
+/// formats it. The fingerprint is a 32-bit hash of the id, enough to correlate log lines.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(u32);
 

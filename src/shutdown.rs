@@ -13,7 +13,7 @@ use crate::client::WorkbookClient;
 use crate::close_queue::{CloseJob, CloseReason, CloseTarget, Message};
 use crate::stats::Stats;
 
-/// What [`WorkbookClient::shutdown`] did.
+/// The outcome of [`WorkbookClient::shutdown`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -95,7 +95,7 @@ impl WorkbookClient {
     ///
     /// From the call on, [`create_session`](WorkbookClient::create_session) fails with
     /// [`Error::ShutDown`](crate::Error::ShutDown), keep-alive stops, and the guards of the
-    /// sessions closed here answer requests with
+    /// sessions closed here fail requests with
     /// [`Error::SessionClosed`](crate::Error::SessionClosed). Creations under way finish
     /// first, and their sessions are closed too. When the deadline passes, the closes still
     /// running are stopped and counted as abandoned.

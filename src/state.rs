@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::error::Error;
+use crate::retry::RetryPolicy;
 use crate::session_id::{Fingerprint, SessionId};
 use crate::transport::{Cooldown, Core};
 use crate::workbook::Workbook;
@@ -44,6 +45,8 @@ pub(crate) struct SessionSettings {
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) max_concurrent_requests: usize,
     pub(crate) respond_async: bool,
+    /// A policy that replaces the client's for every call of this session.
+    pub(crate) retry: Option<RetryPolicy>,
 }
 
 /// One session, shared by its guard, the registry, the keep-alive task and close jobs.

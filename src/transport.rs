@@ -1,5 +1,5 @@
 //! Sending one call with authentication, the retry policy, size limits and the session
-//! cooldown, and turning the answer into a [`Response`] or an [`Error`].
+//! cooldown, and turning the response into a [`Response`] or an [`Error`].
 //!
 //! Every request of the crate goes through [`Core::execute`]: session requests, the session
 //! calls, operation polls and closes. It holds no lock across an `.await`.
@@ -24,7 +24,7 @@ use crate::client::Config;
 use crate::error::{Error, GraphError, GraphErrorBody, truncate};
 use crate::keep_alive::Schedule;
 use crate::response::Response;
-use crate::retry::{RetryClass, parse_retry_after};
+use crate::retry::{RetryClass, RetryPolicy, parse_retry_after};
 use crate::shutdown::InFlight;
 use crate::state::Registry;
 use crate::stats::Counters;
@@ -33,8 +33,8 @@ use crate::workbook::Workbook;
 /// The header that carries the session id.
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static("workbook-session-id");
 
-/// The most bytes read from an error response; a longer body is dropped, not failed on, since
-/// the status alone already says what happened.
+/// The most bytes read from an error response; a longer body is dropped, not failed on, because
+/// the status alone identifies the failure.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// The state shared by the client, its guards and its background tasks.
@@ -62,6 +62,8 @@ pub(crate) struct Call<'a> {
     pub(crate) body: Option<Bytes>,
     pub(crate) class: RetryClass,
     pub(crate) timeout: Option<Duration>,
+    /// A policy that replaces the client's for this call.
+    pub(crate) retry: Option<&'a RetryPolicy>,
 }
 
 impl<'a> Call<'a> {
@@ -74,6 +76,7 @@ impl<'a> Call<'a> {
             body: None,
             class,
             timeout: None,
+            retry: None,
         }
     }
 
@@ -105,7 +108,7 @@ impl Cooldown {
     }
 }
 
-/// What a call is sent within: the session id to attach and the cooldown to honour.
+/// The session a call is sent in: the session id to attach and the cooldown to honour.
 #[derive(Clone, Copy)]
 pub(crate) struct SessionContext<'a> {
     pub(crate) id: &'a HeaderValue,
@@ -126,13 +129,18 @@ impl Core {
         same_origin_url(&self.base, operation, text)
     }
 
-    /// Sends `call`, retrying per the client's policy, and returns the successful response.
+    fn policy<'a>(&'a self, call: &Call<'a>) -> &'a RetryPolicy {
+        call.retry.unwrap_or(&self.config.retry)
+    }
+
+    /// Sends `call`, retrying per its policy (by default the client's), and returns the
+    /// successful response.
     pub(crate) async fn execute(
         &self,
         call: &Call<'_>,
         session: Option<SessionContext<'_>>,
     ) -> Result<Response, Error> {
-        let policy = &self.config.retry;
+        let policy = self.policy(call);
         let started = Instant::now();
         let mut attempt = 0;
         let mut token_renewed = false;
@@ -184,7 +192,7 @@ impl Core {
         if remaining.is_zero() {
             return Ok(());
         }
-        if started.elapsed() + remaining > self.config.retry.budget() {
+        if started.elapsed() + remaining > self.policy(call).budget() {
             return Err(Error::Throttled {
                 operation: call.operation.to_owned(),
                 retry_after: remaining,
@@ -208,7 +216,8 @@ impl Core {
 
     /// Returns the wait before the next attempt, or `None` when `failure` is final.
     fn retry_delay(&self, call: &Call<'_>, failure: &Failure, attempt: u32) -> Option<Duration> {
-        if attempt >= self.config.retry.attempts() {
+        let policy = self.policy(call);
+        if attempt >= policy.attempts() {
             return None;
         }
         let retryable = match failure {
@@ -227,7 +236,7 @@ impl Core {
         Some(
             failure
                 .retry_after()
-                .unwrap_or_else(|| self.config.retry.backoff(attempt)),
+                .unwrap_or_else(|| policy.backoff(attempt)),
         )
     }
 
@@ -281,7 +290,7 @@ impl Core {
     }
 }
 
-/// Why one attempt failed.
+/// The failure of one attempt.
 enum Failure {
     Status(Box<GraphError>),
     Transport(reqwest::Error),

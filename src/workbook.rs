@@ -1,4 +1,4 @@
-//! Where a workbook lives: the path of its `/workbook` root below the Graph base URL.
+//! The address of a workbook: the path of its `/workbook` root below the Graph base URL.
 
 use std::fmt;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ impl Workbook {
     /// Addresses `/me/drive/root:/{path}:/workbook`, a file by its path in the signed-in user's
     /// drive. Each segment of `path` is encoded; the `/` between segments are kept.
     ///
-    /// Graph has been reported to answer some workbook calls on path addresses with 403 where
+    /// Graph has been reported to reject some workbook calls on path addresses with 403 where
     /// the item id works; prefer ids for long-lived services.
     ///
     /// # Errors

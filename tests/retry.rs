@@ -284,3 +284,43 @@ async fn token_provider_is_asked_again_after_401() {
     );
     assert_eq!(client.stats().retries, 0, "a token renewal is not a retry");
 }
+
+#[tokio::test(start_paused = true)]
+async fn session_and_request_policies_override_client() {
+    let file = sample_file();
+    let emulator = emulator_builder(&file)
+        .start()
+        .await
+        .expect("emulator starts");
+    let client = client_builder(&emulator).build().expect("client builds");
+    let options = SessionOptions::persistent().retry_policy(workbook_session::RetryPolicy::never());
+    let session = client
+        .create_session(&sample_workbook(), options)
+        .await
+        .expect("session created");
+    let throttle = || status(429, Some(RetryAfter::Seconds(1)));
+
+    emulator.inject(FaultRule::new(Route::Range, throttle()));
+    let session_policy = session.get(CELL).send().await;
+    emulator.inject(FaultRule::new(Route::Range, throttle()));
+    let request_policy = session
+        .get(CELL)
+        .retry_policy(workbook_session::RetryPolicy::default())
+        .send()
+        .await;
+
+    assert_eq!(
+        session_policy.as_ref().err().and_then(Error::status),
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "the session's policy allows one attempt"
+    );
+    assert!(
+        request_policy.is_ok(),
+        "the request's own policy retries: {request_policy:?}"
+    );
+    assert_eq!(
+        client.stats().retries,
+        1,
+        "only the request with its own policy retried"
+    );
+}
