@@ -105,3 +105,39 @@ async fn busy_session_is_not_refreshed() {
     );
     session.close().await.expect("closes");
 }
+
+#[tokio::test(start_paused = true)]
+async fn refresh_marks_vanished_session_expired() {
+    let file = sample_file();
+    let emulator = emulator_builder(&file)
+        .start()
+        .await
+        .expect("emulator starts");
+    let client = client_builder(&emulator).build().expect("client builds");
+    let session = client
+        .create_session(&sample_workbook(), SessionOptions::persistent())
+        .await
+        .expect("session created");
+    let id = emulator.created_session_ids()[0].clone();
+
+    emulator.expire_session(&id);
+    tokio::time::sleep(4 * MINUTE).await;
+    let expired_before_use = client.stats().expired;
+    let answer = session.get("worksheets").send().await;
+
+    assert_eq!(
+        expired_before_use, 1,
+        "the keep-alive refresh found the session gone"
+    );
+    assert!(
+        answer.is_ok(),
+        "the next request runs in a recreated session: {answer:?}"
+    );
+    assert_eq!(client.stats().recreated, 1, "recreated once, on first use");
+    assert_eq!(
+        emulator.refreshes_received(&id),
+        1,
+        "the gone session was refreshed once, then left alone"
+    );
+    session.close().await.expect("closes");
+}
