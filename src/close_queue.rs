@@ -203,8 +203,8 @@ impl Drop for CloseJob {
     }
 }
 
-/// Sends closeSession with the retry policy, after the session's `Retry-After` cooldown, bounded
-/// by the client's close timeout.
+/// Sends closeSession with the retry policy, after the session's `Retry-After` cooldown unless
+/// that outlasts the client's close timeout, which bounds the whole close.
 pub(crate) async fn close_session(
     core: &Core,
     workbook: &Workbook,
@@ -217,11 +217,19 @@ pub(crate) async fn close_session(
     let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
         .json_body(bytes::Bytes::from_static(b"{}"));
     call.retry = retry;
+    let limit = core.config.close_timeout;
+    // A cooldown longer than the close may take would fail the close at once and leave the
+    // session to linger until it expires; sending the close anyway is the lesser harm.
+    let fresh = Cooldown::default();
+    let cooldown = if cooldown.remaining(core) >= limit {
+        &fresh
+    } else {
+        cooldown
+    };
     let context = SessionContext {
         id: id.header(),
         cooldown,
     };
-    let limit = core.config.close_timeout;
     let span = info_span!("close_session", session = %id.fingerprint());
     let result = tokio::time::timeout(limit, core.execute(&call, Some(context)))
         .instrument(span)

@@ -119,11 +119,15 @@ async fn poll_operation(core: &Core, location: Url, deadline: Instant) -> Result
 
 /// Returns how long to wait before the next poll: the server's `Retry-After` when it sent
 /// one, else the growing interval, never more than `max`.
+///
+/// A zero `Retry-After` (`0` or a date in the past) counts as none, because following it
+/// would poll without any pause until the create timeout.
 fn poll_wait(response: &Response, interval: Duration, max: Duration) -> Duration {
     response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|value| parse_retry_after(value, std::time::SystemTime::now()))
+        .filter(|wait| !wait.is_zero())
         .unwrap_or(interval)
         .min(max)
 }

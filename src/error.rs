@@ -62,7 +62,7 @@ pub enum Error {
     NoRuntime,
 
     /// The request could not be sent or its response could not be read.
-    #[error("{operation} failed: could not reach the server")]
+    #[error("{operation} failed: {}", transport_failure(source))]
     Transport {
         /// The operation, such as `createSession` or `GET worksheets`.
         operation: String,
@@ -447,6 +447,19 @@ impl GraphErrorBody {
             depth += 1;
         }
         body
+    }
+}
+
+/// Describes at which step a transport error happened, without repeating the source's text.
+fn transport_failure(source: &reqwest::Error) -> &'static str {
+    if source.is_connect() {
+        "could not connect to the server"
+    } else if source.is_timeout() {
+        "no complete response within the request timeout"
+    } else if source.is_body() || source.is_decode() {
+        "the connection broke while the response body was read"
+    } else {
+        "the connection broke or the response was not valid HTTP"
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,8 +28,11 @@ use crate::transport::{Call, Core, SessionContext};
 /// Entries due this close together are refreshed in one wake-up.
 const COALESCE: Duration = Duration::from_secs(1);
 
-/// The maximum wait before a failed refresh is tried again.
+/// The maximum wait before a refresh that failed, or found a request in flight, is tried again.
 const RETRY_FAILED_REFRESH: Duration = Duration::from_secs(30);
+
+/// The fewest entries at which the schedule drops the entries of sessions that are gone.
+const MIN_COMPACT_LEN: usize = 1024;
 
 struct Entry {
     due: Instant,
@@ -60,6 +63,9 @@ impl Ord for Entry {
 #[derive(Default)]
 pub(crate) struct Schedule {
     heap: Mutex<BinaryHeap<Reverse<Entry>>>,
+    /// The length at which `add` next drops the entries of sessions that are gone; read and
+    /// written only under the `heap` lock.
+    compact_at: AtomicUsize,
     wake: Notify,
     wakeups: AtomicU64,
 }
@@ -74,11 +80,26 @@ impl Schedule {
                 due,
                 session: Arc::downgrade(session),
             }));
+            self.compact(&mut heap);
             earliest
         };
         if earliest {
             self.wake.notify_one();
         }
+    }
+
+    /// Drops the entries of sessions that no longer exist, once the heap has doubled since
+    /// the last time, so that the cost per `add` stays constant on average.
+    ///
+    /// An entry holds a `Weak`, which keeps the session's allocation until the entry comes
+    /// due. Without this, a client that opens and closes sessions quickly would hold up to
+    /// one keep-alive interval's worth of closed sessions in memory.
+    fn compact(&self, heap: &mut BinaryHeap<Reverse<Entry>>) {
+        if heap.len() < self.compact_at.load(Ordering::Relaxed).max(MIN_COMPACT_LEN) {
+            return;
+        }
+        heap.retain(|Reverse(entry)| entry.session.strong_count() > 0);
+        self.compact_at.store(2 * heap.len(), Ordering::Relaxed);
     }
 
     /// Schedules `session` one interval after its last activity, if keep-alive is on for it.
@@ -161,8 +182,12 @@ fn check(core: &Arc<Core>, limit: &Arc<Semaphore>, session: Arc<SessionState>, n
             return;
         };
         let next = match refresh_if_idle(&core, &session).await {
-            Refreshed::Yes | Refreshed::Busy => Some(Instant::now() + interval),
-            Refreshed::Failed => Some(Instant::now() + interval.min(RETRY_FAILED_REFRESH)),
+            Refreshed::Yes => Some(Instant::now() + interval),
+            // A request in flight may be waiting out a throttle without reaching the server,
+            // so look again soon; if it succeeds, its activity moves the entry further out.
+            Refreshed::Busy | Refreshed::Failed => {
+                Some(Instant::now() + interval.min(RETRY_FAILED_REFRESH))
+            }
             Refreshed::Gone => None,
         };
         if let Some(next) = next {
@@ -218,10 +243,10 @@ pub(crate) async fn refresh(core: &Core, session: &SessionState) -> Result<(), E
     };
     let span = debug_span!("refresh_session", session = %usable.id.fingerprint());
     let result = core.execute(&call, Some(context)).instrument(span).await;
-    session.touch(core);
 
     match result {
         Ok(_) => {
+            session.touch(core);
             Counters::add(&core.counters.refreshed);
             debug!(session = %usable.id.fingerprint(), "session refreshed");
             Ok(())

@@ -222,7 +222,11 @@ impl<'a> SessionRequest<'a> {
                 cooldown: &state.cooldown,
             };
             let result = core.execute(&call, Some(context)).await;
-            state.touch(core);
+            // Only a success proves the server saw activity: a throttled or failed request
+            // may not have reset its inactivity timer.
+            if result.is_ok() {
+                state.touch(core);
+            }
 
             let gone = matches!(&result, Err(Error::Graph(graph)) if graph.means_session_gone());
             if !gone {

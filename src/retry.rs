@@ -14,10 +14,11 @@ use reqwest::header::HeaderValue;
 /// taken effect. A connection that could not be opened is retried for every method, because
 /// nothing was sent.
 ///
-/// A `Retry-After` header, in seconds or as an HTTP date, sets the wait; otherwise the wait
-/// grows exponentially from [`initial_backoff`](RetryPolicy::initial_backoff) with random
-/// jitter. A wait that would end after [`max_elapsed`](RetryPolicy::max_elapsed) fails at once
-/// with [`Error::Throttled`](crate::Error::Throttled).
+/// A `Retry-After` header, in seconds or as an HTTP date, sets the wait. Without one, and when
+/// it is zero or a date in the past, the wait grows exponentially from
+/// [`initial_backoff`](RetryPolicy::initial_backoff) with random jitter. A wait that would end
+/// after [`max_elapsed`](RetryPolicy::max_elapsed) fails at once with
+/// [`Error::Throttled`](crate::Error::Throttled).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_attempts: u32,

@@ -21,7 +21,8 @@ pub(crate) const MAX_SESSION_ID_LEN: usize = 4096;
 pub struct Fingerprint(u32);
 
 impl Fingerprint {
-    pub(crate) fn of(id: &str) -> Fingerprint {
+    /// Computes the fingerprint of a session id, to find that session in this crate's logs.
+    pub fn of(id: &str) -> Fingerprint {
         // `DefaultHasher::new` uses fixed keys, so an id has the same fingerprint in every
         // process built with the same Rust release, which lets logs of several processes match.
         let mut hasher = std::hash::DefaultHasher::new();

@@ -101,7 +101,7 @@ impl Cooldown {
         self.until.fetch_max(nanos, Ordering::AcqRel);
     }
 
-    fn remaining(&self, core: &Core) -> Duration {
+    pub(crate) fn remaining(&self, core: &Core) -> Duration {
         let until = self.until.load(Ordering::Acquire);
         let now = core.nanos_since_epoch(Instant::now());
         Duration::from_nanos(until.saturating_sub(now))
@@ -233,9 +233,12 @@ impl Core {
         if !retryable {
             return None;
         }
+        // A zero `Retry-After` (`0` or a date in the past) falls back to the backoff, so that
+        // an overloaded server does not get every remaining attempt at once.
         Some(
             failure
                 .retry_after()
+                .filter(|wait| !wait.is_zero())
                 .unwrap_or_else(|| policy.backoff(attempt)),
         )
     }
@@ -456,7 +459,8 @@ pub(crate) fn workbook_url(base: &Url, workbook: &Workbook, path: &str) -> Resul
 }
 
 /// Parses a URL the server sent (a `Location` or `resourceLocation`) and accepts it only on
-/// the configured origin, so that neither the token nor the session id goes elsewhere.
+/// the configured origin and without user credentials, so that neither the token nor the
+/// session id goes elsewhere.
 pub(crate) fn same_origin_url(base: &Url, operation: &str, text: &str) -> Result<Url, Error> {
     let url = base
         .join(text)
@@ -467,6 +471,13 @@ pub(crate) fn same_origin_url(base: &Url, operation: &str, text: &str) -> Result
             url: truncate(text),
             expected: base.origin().ascii_serialization(),
         });
+    }
+    // reqwest would send these credentials as a second `Authorization` header next to the token.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid_response(
+            operation,
+            "the URL contains user credentials, so nothing was sent to it",
+        ));
     }
     Ok(url)
 }

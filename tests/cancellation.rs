@@ -1,5 +1,5 @@
 //! The cancellation matrix: for each `.await` of create (201 and 202), request, refresh and
-//! close, the emulator holds the answer at that point, the caller's future is dropped there,
+//! close, the emulator delays the response at that point, the caller's future is dropped there,
 //! and every session the server created is still closed exactly once.
 
 mod common;
@@ -11,10 +11,10 @@ use serde_json::json;
 use workbook_emulator::{AsyncCreate, Emulator, Fault, FaultRule, RetryAfter, Route};
 use workbook_session::{SessionGuard, SessionOptions, Stats, WorkbookClient};
 
-/// How long the emulator holds an answer; far longer than the caller waits.
+/// How long the emulator delays a response, far longer than the caller waits.
 const HOLD: Duration = Duration::from_secs(30);
 
-/// How long the caller waits before giving up.
+/// The time the caller waits before giving up.
 const PATIENCE: Duration = Duration::from_secs(1);
 
 const CELL: &str = "worksheets('Sales')/range(address='A1')";

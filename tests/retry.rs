@@ -324,3 +324,31 @@ async fn session_and_request_policies_override_client() {
         "only the request with its own policy retried"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn close_is_sent_despite_hours_of_cooldown() {
+    let file = sample_file();
+    let emulator = emulator_builder(&file)
+        .start()
+        .await
+        .expect("emulator starts");
+    let (_client, session) = open(&emulator).await;
+    let id = emulator.created_session_ids()[0].clone();
+    emulator.inject(FaultRule::new(
+        Route::Range,
+        status(429, Some(RetryAfter::Seconds(3600))),
+    ));
+
+    let throttled = patch(&session).await;
+    let closed = session.close().await;
+
+    assert!(
+        matches!(throttled, Err(Error::Throttled { .. })),
+        "the edit is throttled: {throttled:?}"
+    );
+    assert!(
+        closed.is_ok(),
+        "the close does not wait an hour, nor give up: {closed:?}"
+    );
+    assert_eq!(emulator.closes_accepted(&id), 1, "the session did not leak");
+}

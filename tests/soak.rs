@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use workbook_emulator::{Emulator, RandomFaults};
-use workbook_session::{SessionOptions, WorkbookClient};
+use workbook_session::{Fingerprint, SessionOptions, WorkbookClient};
 
 /// A small deterministic generator (splitmix64), so the fates depend only on the seed.
 struct Rng(u64);
@@ -161,7 +161,7 @@ async fn live(
         Fate::DropInPanic => {
             let task = tokio::spawn(async move {
                 let _held = session;
-                panic!("intentional panic while holding a guard");
+                std::panic::panic_any(INTENTIONAL_PANIC);
             });
             let joined = task.await;
             assert!(
@@ -175,8 +175,23 @@ async fn live(
     }
 }
 
+/// The message of the panics the soak causes on purpose.
+const INTENTIONAL_PANIC: &str = "intentional panic while holding a guard";
+
+/// Keeps the panics the soak causes on purpose out of the output; any other panic is
+/// reported as usual. This binary holds one test, so the process-wide hook is safe to set.
+fn silence_intentional_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&INTENTIONAL_PANIC) {
+            default(info);
+        }
+    }));
+}
+
 #[tokio::test(start_paused = true)]
 async fn chaos_soak_leaks_nothing() {
+    silence_intentional_panics();
     let sessions = env_number("SOAK_SESSIONS", 2_000);
     let seed = env_number("SOAK_SEED", 20_261_204);
     let logs = Captured::default();
@@ -190,6 +205,7 @@ async fn chaos_soak_leaks_nothing() {
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
     let wall = std::time::Instant::now();
+    let emulated = tokio::time::Instant::now();
     let file = sample_file();
     let emulator = start_emulator(&file, seed).await;
     let client = client_builder(&emulator).build().expect("client builds");
@@ -232,13 +248,18 @@ async fn chaos_soak_leaks_nothing() {
 
     println!(
         "soak: {sessions} sessions, {} created, {still_open} open at shutdown, {} faults injected, \
-         {} retries, {} requests, {} log bytes, {:?} wall time, report {report:?}",
+         {} retries, {} requests, {} refreshes, {} expired, {} recreated, {} log bytes, \
+         {:?} wall time, {:?} emulated time, report {report:?}",
         ids.len(),
         counters.faults_injected,
         stats.retries,
         counters.requests_total,
+        stats.refreshed,
+        stats.expired,
+        stats.recreated,
         logs.len(),
-        wall.elapsed()
+        wall.elapsed(),
+        emulated.elapsed()
     );
     assert!(
         matches!(refused, Err(workbook_session::Error::ShutDown)),
@@ -249,18 +270,32 @@ async fn chaos_soak_leaks_nothing() {
         0,
         "the emulator has no open session"
     );
-    assert_eq!(
-        counters.sessions_expired, 0,
-        "no session was left to expire"
-    );
     let unclosed: Vec<_> = ids
         .iter()
         .filter(|id| emulator.closes_accepted(id) != 1)
         .collect();
+    for id in unclosed.iter().take(5) {
+        let fingerprint = Fingerprint::of(id).to_string();
+        println!(
+            "session {fingerprint}: {} closes received",
+            emulator.closes_received(id)
+        );
+        for line in logs
+            .lines()
+            .filter(|line| line.contains(&fingerprint))
+            .take(40)
+        {
+            println!("  {line}");
+        }
+    }
     assert!(
         unclosed.is_empty(),
         "{} sessions without exactly one accepted close",
         unclosed.len()
+    );
+    assert_eq!(
+        counters.sessions_expired, 0,
+        "no session was left to expire"
     );
     assert_eq!(
         stats.created,
