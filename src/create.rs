@@ -12,7 +12,7 @@ use reqwest::header::{HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 use url::Url;
 
 use crate::error::{Error, GraphErrorBody, truncate};
@@ -98,15 +98,19 @@ async fn poll_operation(core: &Core, location: Url, deadline: Instant) -> Result
     let mut interval = core.config.poll_interval;
     loop {
         let call = Call::new(POLL, Method::GET, location.clone(), RetryClass::SessionCall);
-        let response = core.execute(&call, None).await?;
-        match parse_operation(response.bytes())? {
-            Operation::Pending(status) => debug!(status, "createSession still running"),
-            Operation::Succeeded { resource_location } => {
-                return fetch_session_info(core, &resource_location).await;
+        let wait = match persist(core, &call, interval).await? {
+            Persisted::Response(response) => {
+                match parse_operation(response.bytes())? {
+                    Operation::Pending(status) => debug!(status, "createSession still running"),
+                    Operation::Succeeded { resource_location } => {
+                        return fetch_session_info(core, &resource_location, deadline).await;
+                    }
+                }
+                poll_wait(&response, interval, core.config.max_poll_interval)
             }
-        }
+            Persisted::Wait(wait) => wait,
+        };
 
-        let wait = poll_wait(&response, interval, core.config.max_poll_interval);
         if Instant::now() + wait > deadline {
             return Err(Error::OperationTimedOut {
                 after: core.config.create_timeout,
@@ -114,6 +118,37 @@ async fn poll_operation(core: &Core, location: Url, deadline: Instant) -> Result
         }
         tokio::time::sleep(wait).await;
         interval = interval.mul_f64(1.5).min(core.config.max_poll_interval);
+    }
+}
+
+/// The outcome of one call that the caller repeats until its deadline.
+enum Persisted {
+    Response(Response),
+    /// The call failed in a way that may pass; try again after this wait.
+    Wait(Duration),
+}
+
+/// Sends `call` once, through the retry policy, and turns a failure that may pass into a
+/// wait instead of an error.
+///
+/// Once the server has accepted a long-running createSession, the session will exist whether
+/// or not this client learns its id, and a session whose id is never learnt cannot be closed.
+/// So the operation polls and the session lookup outlast the retry policy, up to the create
+/// deadline, rather than give up after its last attempt.
+async fn persist(core: &Core, call: &Call<'_>, interval: Duration) -> Result<Persisted, Error> {
+    match core.execute(call, None).await {
+        Ok(response) => Ok(Persisted::Response(response)),
+        Err(error) if error.is_retryable() => {
+            let wait = error
+                .graph()
+                .and_then(|graph| graph.retry_after)
+                .filter(|wait| !wait.is_zero())
+                .unwrap_or(interval)
+                .min(core.config.max_poll_interval);
+            warn!(operation = call.operation, %error, ?wait, "still trying, so the session that the server creates is not lost");
+            Ok(Persisted::Wait(wait))
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -169,12 +204,30 @@ pub(crate) fn parse_operation(body: &[u8]) -> Result<Operation, Error> {
     }
 }
 
-async fn fetch_session_info(core: &Core, resource_location: &str) -> Result<Created, Error> {
+async fn fetch_session_info(
+    core: &Core,
+    resource_location: &str,
+    deadline: Instant,
+) -> Result<Created, Error> {
     // Used exactly as given, query string included.
     let url = core.same_origin_url(POLL, resource_location)?;
     let call = Call::new(SESSION_INFO, Method::GET, url, RetryClass::SessionCall);
-    let response = core.execute(&call, None).await?;
-    parse_session_info(SESSION_INFO, response.bytes())
+    let interval = core.config.poll_interval;
+    loop {
+        match persist(core, &call, interval).await? {
+            Persisted::Response(response) => {
+                return parse_session_info(SESSION_INFO, response.bytes());
+            }
+            Persisted::Wait(wait) => {
+                if Instant::now() + wait > deadline {
+                    return Err(Error::OperationTimedOut {
+                        after: core.config.create_timeout,
+                    });
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 fn operation_failure(operation: &Map<String, Value>) -> Error {

@@ -31,7 +31,7 @@ const COALESCE: Duration = Duration::from_secs(1);
 /// The maximum wait before a refresh that failed, or found a request in flight, is tried again.
 const RETRY_FAILED_REFRESH: Duration = Duration::from_secs(30);
 
-/// The fewest entries at which the schedule drops the entries of sessions that are gone.
+/// The minimum heap length at which the schedule drops the entries of sessions that are gone.
 const MIN_COMPACT_LEN: usize = 1024;
 
 struct Entry {
@@ -91,7 +91,7 @@ impl Schedule {
     /// Drops the entries of sessions that no longer exist, once the heap has doubled since
     /// the last time, so that the cost per `add` stays constant on average.
     ///
-    /// An entry holds a `Weak`, which keeps the session's allocation until the entry comes
+    /// An entry contains a `Weak`, which keeps the session's allocation until the entry comes
     /// due. Without this, a client that opens and closes sessions quickly would hold up to
     /// one keep-alive interval's worth of closed sessions in memory.
     fn compact(&self, heap: &mut BinaryHeap<Reverse<Entry>>) {

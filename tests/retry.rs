@@ -352,3 +352,42 @@ async fn close_is_sent_despite_hours_of_cooldown() {
     );
     assert_eq!(emulator.closes_accepted(&id), 1, "the session did not leak");
 }
+
+#[tokio::test(start_paused = true)]
+async fn created_session_is_found_despite_failures() {
+    let file = sample_file();
+    let emulator = emulator_builder(&file)
+        .async_create(workbook_emulator::AsyncCreate {
+            polls_before_success: 1,
+            fail: false,
+        })
+        .start()
+        .await
+        .expect("emulator starts");
+    let client = client_builder(&emulator)
+        .respond_async(true)
+        .retry_policy(workbook_session::RetryPolicy::default().max_attempts(2))
+        .build()
+        .expect("client builds");
+    emulator.inject(FaultRule::new(Route::Operation, status(503, None)).times(3));
+    emulator.inject(FaultRule::new(Route::SessionInfo, status(503, None)).times(5));
+
+    let session = client
+        .create_session(&sample_workbook(), SessionOptions::persistent())
+        .await;
+    let session = session.expect("polls and the lookup outlast the two-attempt retry policy");
+    session.close().await.expect("closes");
+
+    let ids = emulator.created_session_ids();
+    assert_eq!(ids.len(), 1, "one session created");
+    assert_eq!(
+        emulator.closes_accepted(&ids[0]),
+        1,
+        "and it was closed, not leaked"
+    );
+    assert_eq!(
+        emulator.counters().faults_injected,
+        8,
+        "every injected failure was met"
+    );
+}
