@@ -6,12 +6,13 @@
 //! flush requests once every job received before the flush has finished. A job dropped
 //! before it ran, because the runtime or the worker went away, counts itself as abandoned.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::StatusCode;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -216,8 +217,18 @@ pub(crate) async fn close_session(
     let url = core.workbook_url(workbook, operation)?;
     let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
         .json_body(bytes::Bytes::from_static(b"{}"));
-    call.retry = retry;
     let limit = core.config.close_timeout;
+    // A close that gives up leaves the session open on the server until it expires, so
+    // failures that may pass are retried for as long as the close timeout allows, whatever
+    // the attempt limit of the policy.
+    // The retry budget ends before the timeout, so a server that keeps failing is reported
+    // with its last response rather than as a timeout.
+    let policy = retry
+        .unwrap_or(&core.config.retry)
+        .clone()
+        .max_attempts(u32::MAX)
+        .max_elapsed(limit.mul_f64(0.9));
+    call.retry = Some(&policy);
     // A cooldown longer than the close may take would fail the close at once and leave the
     // session to linger until it expires; sending the close anyway is the lesser harm.
     let fresh = Cooldown::default();
@@ -256,60 +267,93 @@ pub(crate) async fn run_worker(
     mut receiver: mpsc::UnboundedReceiver<Message>,
     concurrency: usize,
 ) {
-    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks = JoinSet::new();
+    let mut worker = Worker {
+        limit: Arc::new(Semaphore::new(concurrency.max(1))),
+        tasks: JoinSet::new(),
+        backlog: VecDeque::new(),
+    };
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
+        let backlog = !worker.backlog.is_empty();
+        let limit = Arc::clone(&worker.limit);
         tokio::select! {
             biased;
-            () = core.abort_closes.notified() => {
-                abort(&mut tasks, &mut receiver).await;
-            }
+            () = core.abort_closes.notified() => worker.abort(&mut receiver).await,
+            Ok(permit) = limit.acquire_owned(), if backlog => worker.start_next(permit),
             message = receiver.recv() => match message {
                 None => break,
-                Some(Message::Close(job)) => spawn_job(&mut tasks, job, &limit),
+                Some(Message::Close(job)) => worker.accept(job),
                 Some(Message::Flush(reply)) => flushes.push(reply),
             },
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_panic(joined),
+            Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => log_panic(joined),
         }
-        if tasks.is_empty() {
+        if worker.is_idle() {
             for reply in flushes.drain(..) {
                 let _ = reply.send(());
             }
         }
     }
-    while let Some(joined) = tasks.join_next().await {
-        log_panic(joined);
-    }
+    worker.finish().await;
     tracing::debug!("close worker stopped: every client handle is gone");
 }
 
-fn spawn_job(tasks: &mut JoinSet<()>, mut job: CloseJob, limit: &Arc<Semaphore>) {
-    if !job.claim() {
-        // Nothing to send; `run` only answers the caller, if one waits.
-        tasks.spawn(job.run());
-        return;
-    }
-    // Explicit and shutdown closes have a caller waiting; they skip the limit meant for the
-    // backlog of dropped guards.
-    let limit = (job.reason == CloseReason::Drop).then(|| Arc::clone(limit));
-    tasks.spawn(async move {
-        let _permit = match limit {
-            Some(limit) => limit.acquire_owned().await.ok(),
-            None => None,
-        };
-        job.run().await;
-    });
+/// The worker's jobs: those running, and the closes of dropped guards waiting for a slot.
+///
+/// Waiting jobs stay in a queue rather than as tasks, so a backlog of thousands of dropped
+/// guards costs a queue entry each and at most `limit` tasks run at once.
+struct Worker {
+    limit: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    backlog: VecDeque<CloseJob>,
 }
 
-/// Stops every running job and drops every queued one; each counts itself abandoned.
-async fn abort(tasks: &mut JoinSet<()>, receiver: &mut mpsc::UnboundedReceiver<Message>) {
-    tasks.abort_all();
-    while let Ok(message) = receiver.try_recv() {
-        drop(message);
+impl Worker {
+    fn accept(&mut self, mut job: CloseJob) {
+        // Explicit and shutdown closes have a caller waiting, and a job that claims nothing
+        // sends nothing: none of them waits behind the backlog of dropped guards.
+        if job.claim() && job.reason == CloseReason::Drop {
+            self.backlog.push_back(job);
+        } else {
+            self.tasks.spawn(job.run());
+        }
     }
-    while let Some(joined) = tasks.join_next().await {
-        log_panic(joined);
+
+    fn start_next(&mut self, permit: OwnedSemaphorePermit) {
+        if let Some(job) = self.backlog.pop_front() {
+            self.tasks.spawn(async move {
+                let _permit = permit;
+                job.run().await;
+            });
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.tasks.is_empty() && self.backlog.is_empty()
+    }
+
+    /// Stops every running job and drops every queued one; each counts itself abandoned.
+    async fn abort(&mut self, receiver: &mut mpsc::UnboundedReceiver<Message>) {
+        self.tasks.abort_all();
+        self.backlog.clear();
+        while let Ok(message) = receiver.try_recv() {
+            drop(message);
+        }
+        while let Some(joined) = self.tasks.join_next().await {
+            log_panic(joined);
+        }
+    }
+
+    /// Runs the backlog to the end, once no new job can arrive.
+    async fn finish(mut self) {
+        while !self.backlog.is_empty() {
+            let Ok(permit) = Arc::clone(&self.limit).acquire_owned().await else {
+                break;
+            };
+            self.start_next(permit);
+        }
+        while let Some(joined) = self.tasks.join_next().await {
+            log_panic(joined);
+        }
     }
 }
 

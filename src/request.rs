@@ -23,6 +23,10 @@ use crate::state::{SessionState, Unusable, Usable};
 use crate::stats::Counters;
 use crate::transport::{Call, SESSION_HEADER, SessionContext};
 
+/// Operations at most this long, without control characters, are used as they are; longer
+/// ones are cut by [`truncate`].
+const MAX_OPERATION_LEN: usize = 256;
+
 /// A request being built on a [`SessionGuard`]; send it with [`send`](SessionRequest::send)
 /// or [`send_json`](SessionRequest::send_json).
 ///
@@ -174,7 +178,12 @@ impl<'a> SessionRequest<'a> {
     }
 
     fn operation(&self) -> String {
-        truncate(&format!("{} {}", self.method, self.path))
+        let operation = format!("{} {}", self.method, self.path);
+        if operation.len() <= MAX_OPERATION_LEN && !operation.contains(char::is_control) {
+            operation
+        } else {
+            truncate(&operation)
+        }
     }
 
     async fn send_inner(self, operation: String) -> Result<Response, Error> {

@@ -334,11 +334,15 @@ impl Failure {
     /// Returns the error for a wait that would end after the retry budget.
     fn into_budget_error(self, operation: &str, delay: Duration) -> Error {
         match self {
-            Failure::Status(graph) if graph.retry_after.is_some() => Error::Throttled {
-                operation: operation.to_owned(),
-                retry_after: delay,
-                source: graph,
-            },
+            // Only a wait the server asked for is reported as throttling; a backoff of this
+            // crate's own that runs past the budget reports the last response instead.
+            Failure::Status(graph) if graph.retry_after.is_some_and(|wait| !wait.is_zero()) => {
+                Error::Throttled {
+                    operation: operation.to_owned(),
+                    retry_after: delay,
+                    source: graph,
+                }
+            }
             other => other.into_error(operation),
         }
     }
@@ -440,15 +444,30 @@ pub(crate) fn workbook_url(base: &Url, workbook: &Workbook, path: &str) -> Resul
             "it contains control characters",
         ));
     }
-    let root = format!("{}{}", base.path().trim_end_matches('/'), workbook.root());
-    let mut text = format!("{}{}", base.origin().ascii_serialization(), root);
+    // One string, `{origin}{base path}{root}/{path}`; the root's span in it is kept to
+    // check the parsed URL against. The base URL has no query or fragment (the builder
+    // rejects them), so its text ends with its path.
+    let base_text = base.as_str().trim_end_matches('/');
+    let origin_len = base_text.len() - base.path().trim_end_matches('/').len();
+    let mut text = String::with_capacity(base_text.len() + workbook.root().len() + path.len() + 8);
+    text.push_str(base_text);
+    text.push_str(workbook.root());
+    let root = origin_len..text.len();
     if !path.is_empty() {
         text.push('/');
-        text.push_str(&path.replace('#', "%23"));
+        if path.contains('#') {
+            text.push_str(&path.replace('#', "%23"));
+        } else {
+            text.push_str(path);
+        }
     }
+
     let url = Url::parse(&text)
         .map_err(|error| Error::invalid_argument("request path", path, error.to_string()))?;
-    if url.origin() != base.origin() || !url.path().starts_with(&root) {
+    let same_origin = url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default();
+    if !same_origin || !url.path().starts_with(&text[root]) {
         return Err(Error::invalid_argument(
             "request path",
             path,
