@@ -80,7 +80,12 @@ fn open_session(shared: &Arc<Shared>, book: usize, persist: bool) -> Result<Stri
             shared.config.session_cap,
         );
     }
-    let next_expiry = next_expiry_secs(&state, book, now);
+    // Scanning every session is only needed for the cap error's Retry-After.
+    let next_expiry = if opened.is_err() {
+        next_expiry_secs(&state, book, now)
+    } else {
+        0
+    };
     drop(state);
     shared.spawn_saves(saves);
 
