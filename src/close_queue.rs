@@ -1,10 +1,11 @@
 //! Close jobs and the worker task that drains them.
 //!
-//! Dropping a guard sends a [`CloseJob`] on an unbounded channel; that send needs no runtime
-//! and never blocks. The worker receives jobs in order, runs each as its own task (jobs from
-//! drops share a concurrency limit, explicit closes do not wait behind them), and answers
-//! flush requests once every job received before the flush has finished. A job dropped
-//! before it ran, because the runtime or the worker went away, counts itself as abandoned.
+//! Dropping a guard sends a [`CloseJob`] on an unbounded channel. That send needs no runtime
+//! and never blocks. The worker receives jobs in order and runs each as its own task. Jobs
+//! from drops wait in a queue for one of a fixed number of slots, and explicit and shutdown
+//! closes do not wait behind them. The worker answers a flush request once every job received
+//! before it has finished. A job dropped before it ran, because the runtime or the worker
+//! went away, counts itself as abandoned.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -274,12 +275,9 @@ pub(crate) async fn run_worker(
     };
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
-        let backlog = !worker.backlog.is_empty();
-        let limit = Arc::clone(&worker.limit);
         tokio::select! {
             biased;
             () = core.abort_closes.notified() => worker.abort(&mut receiver).await,
-            Ok(permit) = limit.acquire_owned(), if backlog => worker.start_next(permit),
             message = receiver.recv() => match message {
                 None => break,
                 Some(Message::Close(job)) => worker.accept(job),
@@ -287,6 +285,9 @@ pub(crate) async fn run_worker(
             },
             Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => log_panic(joined),
         }
+        // A slot frees only when a job's task ends, which `join_next` reports, so starting
+        // jobs after each event keeps every slot busy without a pending acquire.
+        worker.start_ready();
         if worker.is_idle() {
             for reply in flushes.drain(..) {
                 let _ = reply.send(());
@@ -315,6 +316,16 @@ impl Worker {
             self.backlog.push_back(job);
         } else {
             self.tasks.spawn(job.run());
+        }
+    }
+
+    /// Starts waiting jobs while close slots are free.
+    fn start_ready(&mut self) {
+        while !self.backlog.is_empty() {
+            let Ok(permit) = Arc::clone(&self.limit).try_acquire_owned() else {
+                return;
+            };
+            self.start_next(permit);
         }
     }
 

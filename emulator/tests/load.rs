@@ -56,11 +56,7 @@ async fn two_hundred_concurrent_sessions_are_counted() {
 
     for (index, (patched, values, closed)) in outcomes.iter().enumerate() {
         assert_eq!(*patched, StatusCode::OK, "patch of session {index}");
-        assert_eq!(
-            *values,
-            json!([[index]]),
-            "read-back of session {index}"
-        );
+        assert_eq!(*values, json!([[index]]), "read-back of session {index}");
         assert_eq!(*closed, StatusCode::NO_CONTENT, "close of session {index}");
     }
     let counters = emulator.counters();
