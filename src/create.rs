@@ -69,6 +69,9 @@ async fn create_until(
             .insert("prefer", HeaderValue::from_static("respond-async"));
     }
 
+    // NOTE: Graph documents repeating a createSession that got 504, and a broken connection
+    // is repeated too. If the first attempt did create a session, its id never arrives and
+    // that session stays open on the server until it expires.
     let response = core.execute(&call, None).await?;
     match response.status() {
         StatusCode::CREATED | StatusCode::OK => parse_session_info(CREATE, response.bytes()),
