@@ -267,9 +267,10 @@ impl Core {
             request = request.body(body.clone());
         }
 
-        let response = request.send().await.map_err(Failure::Transport)?;
+        let mut response = request.send().await.map_err(Failure::Transport)?;
         let status = response.status();
-        let headers = response.headers().clone();
+        // Reading the body does not need the headers, so they are moved out, not copied.
+        let headers = std::mem::take(response.headers_mut());
         if status.is_success() {
             let body = read_body(response, self.config.max_response_bytes, call.operation).await?;
             return Ok(Response::new(status, headers, body));
