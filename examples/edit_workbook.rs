@@ -37,12 +37,28 @@ pub struct Edit {
 }
 
 impl Edit {
-    fn from_env() -> Edit {
-        Edit {
+    /// Reads the sheet and range from the environment, checking before any request that the
+    /// range is 2 by 2, the shape of the values written.
+    fn from_env() -> Result<Edit, String> {
+        let edit = Edit {
             sheet: std::env::var("GRAPH_SHEET").unwrap_or_else(|_| "Sales".to_owned()),
             range: std::env::var("GRAPH_RANGE").unwrap_or_else(|_| "C2:D3".to_owned()),
             values: json!([[130, 15600.5], [101, 12625]]),
+        };
+        let shape = edit
+            .range
+            .split_once(':')
+            .and_then(|(start, end)| Some((cell_position(start).ok()?, cell_position(end).ok()?)))
+            .map(|((top, left), (bottom, right))| {
+                (bottom.checked_sub(top), right.checked_sub(left))
+            });
+        if shape != Some((Some(1), Some(1))) {
+            return Err(format!(
+                "GRAPH_RANGE {:?} is not a 2-by-2 range such as C2:D3, the shape of the values written",
+                edit.range
+            ));
         }
+        Ok(edit)
     }
 
     fn path(&self) -> String {
@@ -53,7 +69,7 @@ impl Edit {
     }
 }
 
-/// What the edit saw, for the caller to print or check.
+/// The values and counters the edit observed, for the caller to print or check.
 #[derive(Debug)]
 pub struct EditReport {
     pub before: Value,
@@ -105,7 +121,7 @@ pub async fn edit(
 
     let report = client.shutdown(Duration::from_secs(10)).await;
     println!(
-        "shutdown   closed {}, already gone {}, failed {}, abandoned {} in {:?}",
+        "shutdown   closed {} (by any path, queued drops included), already gone {}, failed {}, abandoned {} in {:?}",
         report.closed, report.already_gone, report.failed, report.abandoned, report.elapsed
     );
     let stats = client.stats();
@@ -166,7 +182,7 @@ pub async fn edit_on_emulator(folder: &Path) -> Result<(EditReport, PathBuf), St
         .build()
         .map_err(|error| error_line(&error))?;
     let workbook = Workbook::me_item(EMULATOR_ITEM).map_err(|error| error_line(&error))?;
-    let report = edit(&client, &workbook, &Edit::from_env())
+    let report = edit(&client, &workbook, &Edit::from_env()?)
         .await
         .map_err(|error| error_line(&error))?;
 
@@ -248,7 +264,7 @@ async fn run_offline() -> Result<(), String> {
         return Err(format!("{} sessions are still open", report.stats.open));
     }
 
-    let edit = Edit::from_env();
+    let edit = Edit::from_env()?;
     let saved = read_saved(&file, &edit.sheet, &edit.range)?;
     println!(
         "file       {} re-read from disk: {}!{} = {saved:?}",
@@ -269,7 +285,8 @@ async fn run_against_graph(token: String) -> Result<(), String> {
     let client = builder.build().map_err(|error| error_line(&error))?;
     let workbook = graph_workbook()?;
     println!("graph      editing {workbook} at {}", client.base_url());
-    edit(&client, &workbook, &Edit::from_env())
+    let edit_plan = Edit::from_env()?;
+    edit(&client, &workbook, &edit_plan)
         .await
         .map_err(|error| error_line(&error))?;
     Ok(())
