@@ -69,6 +69,8 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "workbook_emulator=info".into()),
         )
+        // Colour codes only where a person reads them, not in files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let options = Options::parse();
 
