@@ -67,7 +67,7 @@ pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<AccessToken, BoxEr
 /// A source of access tokens, asked before every request.
 ///
 /// Implementations usually cache the token and renew it shortly before it expires. After a
-/// `401` answer the client asks once more with `force_refresh` set, so a provider can drop a
+/// `401` response the client asks once more with `force_refresh` set, so a provider can drop a
 /// token the server no longer accepts.
 ///
 /// # Examples
@@ -98,7 +98,7 @@ impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
     }
 }
 
-/// How the client authenticates.
+/// The client's authentication.
 #[derive(Clone)]
 pub(crate) enum Auth {
     Static(HeaderValue),

@@ -374,7 +374,7 @@ impl WorkbookClient {
     /// Creates a session on `workbook` and returns the guard that closes it.
     ///
     /// Sends `persistChanges` explicitly, and `Prefer: respond-async` unless turned off; a
-    /// 202 answer is polled until the session exists.
+    /// 202 response is polled until the session exists.
     ///
     /// # Errors
     ///

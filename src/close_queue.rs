@@ -25,7 +25,7 @@ use crate::stats::Counters;
 use crate::transport::{Call, Cooldown, Core, SessionContext};
 use crate::workbook::Workbook;
 
-/// How a close was asked for.
+/// The path that requested a close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CloseReason {
     Explicit,
@@ -43,7 +43,7 @@ pub enum CloseOutcome {
     AlreadyGone,
 }
 
-/// What a job closes.
+/// The session a job closes.
 pub(crate) enum CloseTarget {
     /// A guarded session: its current id, if no other path closed it first.
     Session(Arc<SessionState>),
@@ -51,7 +51,7 @@ pub(crate) enum CloseTarget {
     Orphan { workbook: Workbook, id: SessionId },
 }
 
-/// The answer to an explicit close.
+/// The reply channel of an explicit close.
 pub(crate) type CloseReply = oneshot::Sender<Result<CloseOutcome, Error>>;
 
 /// One session to close.
@@ -68,7 +68,7 @@ pub(crate) struct CloseJob {
 /// A message to the worker.
 pub(crate) enum Message {
     Close(CloseJob),
-    /// Answered once every job received before it has finished.
+    /// Replied to once every job received before it has finished.
     Flush(oneshot::Sender<()>),
 }
 

@@ -178,7 +178,7 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// The background close worker stopped before it could answer, usually because its runtime
+    /// The background close worker stopped before it could reply, usually because its runtime
     /// shut down.
     #[error("the close worker stopped before closing session {session}")]
     WorkerStopped {
@@ -208,12 +208,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// Returns the HTTP status of a Graph error, if the server answered.
+    /// Returns the HTTP status of a Graph error, if the server responded.
     pub fn status(&self) -> Option<StatusCode> {
         self.graph().map(|graph| graph.status)
     }
 
-    /// Returns the Graph error, if this error is a non-success answer from the server.
+    /// Returns the Graph error, if this error is a non-success response from the server.
     pub fn graph(&self) -> Option<&GraphError> {
         match self {
             Error::Graph(graph) => Some(graph),

@@ -1,4 +1,5 @@
-//! Microsoft Graph Excel workbook sessions that cannot leak.
+//! Microsoft Graph Excel workbook sessions that are closed exactly once, however the code
+//! holding them ends.
 //!
 //! Graph edits a workbook inside a session: createSession returns an id, every call sends it
 //! in the `workbook-session-id` header, and closeSession ends it. A session that is never
@@ -142,7 +143,11 @@ pub mod fuzzing {
     pub fn session_info(body: &[u8]) {
         if let Ok(created) = crate::create::parse_session_info("createSession", body) {
             let id = created.id.header().as_bytes();
-            assert!(!id.is_empty() && id.len() <= crate::session_id::MAX_SESSION_ID_LEN);
+            assert!(!id.is_empty(), "an accepted id is not empty");
+            assert!(
+                id.len() <= crate::session_id::MAX_SESSION_ID_LEN,
+                "an accepted id is bounded"
+            );
             assert!(
                 id.iter().all(u8::is_ascii_graphic),
                 "an accepted id is visible ASCII"

@@ -236,7 +236,7 @@ impl SessionGuard {
 
     /// Closes the session and returns the outcome.
     ///
-    /// A 404 or `invalidSessionReCreatable` answer means the session is already gone, which
+    /// A 404 or `invalidSessionReCreatable` response means the session is already gone, which
     /// is a success: [`CloseOutcome::AlreadyGone`].
     ///
     /// # Errors

@@ -21,11 +21,11 @@ use crate::session_id::{Fingerprint, SessionId};
 use crate::transport::{Cooldown, Core};
 use crate::workbook::Workbook;
 
-/// Where a session is in its life.
+/// The stage of a session's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Open,
-    /// The server no longer knows the session; it has not been closed on our side yet.
+    /// The server no longer has the session, but this client has not closed it yet.
     Expired,
     Closing,
     Closed,
@@ -70,7 +70,7 @@ pub(crate) struct Usable {
     pub(crate) generation: u64,
 }
 
-/// Why a session cannot take a request.
+/// The reason a session cannot take a request.
 pub(crate) enum Unusable {
     Expired(Usable),
     Closed(Fingerprint),

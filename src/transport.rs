@@ -33,7 +33,7 @@ use crate::workbook::Workbook;
 /// The header that carries the session id.
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static("workbook-session-id");
 
-/// The most bytes read from an error response; a longer body is dropped, not failed on, because
+/// The maximum number of bytes read from an error response; a longer body is dropped, not failed on, because
 /// the status alone identifies the failure.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
