@@ -22,7 +22,7 @@ use crate::session::{SessionGuard, SessionOptions};
 use crate::shutdown::InFlight;
 use crate::state::{Registry, SessionSettings, SessionState};
 use crate::stats::{Counters, Stats};
-use crate::transport::Core;
+use crate::transport::{self, Core};
 use crate::workbook::Workbook;
 
 /// The Graph endpoint used when no base URL is set.
@@ -425,13 +425,16 @@ impl WorkbookClient {
         settings: SessionSettings,
     ) -> Result<SessionGuard, Error> {
         let core = self.core();
+        let root_url = transport::root_url(&core.base, &workbook)?;
         let created =
             create::create_session(core, &workbook, settings.persistent, settings.respond_async)
                 .await?;
         Counters::add(&core.counters.created);
         let persistent = settings.persistent;
         let key = core.registry.lock().next_key();
-        let state = Arc::new(SessionState::new(core, key, workbook, settings, created.id));
+        let state = Arc::new(SessionState::new(
+            core, key, workbook, root_url, settings, created.id,
+        ));
         let guard = SessionGuard::new(self.clone(), Arc::clone(&state));
 
         if core.registry.lock().insert(Arc::clone(&state)).is_err() {

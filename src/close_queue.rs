@@ -22,8 +22,9 @@ use crate::retry::{RetryClass, RetryPolicy};
 use crate::session_id::{Fingerprint, SessionId};
 use crate::state::SessionState;
 use crate::stats::Counters;
-use crate::transport::{Call, Cooldown, Core, SessionContext};
+use crate::transport::{self, Call, Cooldown, Core, SessionContext};
 use crate::workbook::Workbook;
+use url::Url;
 
 /// The path that requested a close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +140,7 @@ impl CloseJob {
                 } else {
                     close_session(
                         &self.core,
-                        &state.workbook,
+                        &state.root_url,
                         id,
                         &state.cooldown,
                         state.settings.retry.as_ref(),
@@ -150,7 +151,12 @@ impl CloseJob {
                 result
             }
             CloseTarget::Orphan { workbook, .. } => {
-                close_session(&self.core, workbook, id, &Cooldown::default(), None).await
+                match transport::root_url(&self.core.base, workbook) {
+                    Ok(root) => {
+                        close_session(&self.core, &root, id, &Cooldown::default(), None).await
+                    }
+                    Err(error) => Err(error),
+                }
             }
         }
     }
@@ -209,13 +215,13 @@ impl Drop for CloseJob {
 /// that outlasts the client's close timeout, which bounds the whole close.
 pub(crate) async fn close_session(
     core: &Core,
-    workbook: &Workbook,
+    root: &Url,
     id: &SessionId,
     cooldown: &Cooldown,
     retry: Option<&RetryPolicy>,
 ) -> Result<CloseOutcome, Error> {
     let operation = "closeSession";
-    let url = core.workbook_url(workbook, operation)?;
+    let url = transport::join_root(root, operation)?;
     let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
         .json_body(bytes::Bytes::from_static(b"{}"));
     let limit = core.config.close_timeout;

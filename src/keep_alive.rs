@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::retry::RetryClass;
 use crate::state::{SessionState, Unusable};
 use crate::stats::Counters;
-use crate::transport::{Call, Core, SessionContext};
+use crate::transport::{self, Call, Core, SessionContext};
 
 /// Entries due this close together are refreshed in one wake-up.
 const COALESCE: Duration = Duration::from_secs(1);
@@ -233,7 +233,7 @@ pub(crate) async fn refresh(core: &Core, session: &SessionState) -> Result<(), E
         Err(Unusable::Closed(session)) => return Err(Error::SessionClosed { session }),
     };
     let operation = "refreshSession";
-    let url = core.workbook_url(&session.workbook, operation)?;
+    let url = transport::join_root(&session.root_url, operation)?;
     let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
         .json_body(bytes::Bytes::from_static(b"{}"));
     call.retry = session.settings.retry.as_ref();

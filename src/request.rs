@@ -21,7 +21,7 @@ use crate::retry::{RetryClass, RetryPolicy};
 use crate::session::SessionGuard;
 use crate::state::{SessionState, Unusable, Usable};
 use crate::stats::Counters;
-use crate::transport::{Call, SESSION_HEADER, SessionContext};
+use crate::transport::{self, Call, SESSION_HEADER, SessionContext};
 
 /// Operations at most this long, without control characters, are used as they are; longer
 /// ones are cut by [`truncate`].
@@ -193,7 +193,7 @@ impl<'a> SessionRequest<'a> {
         let guard = self.guard;
         let core = guard.client.core();
         let state = &guard.state;
-        let mut url = core.workbook_url(&state.workbook, &self.path)?;
+        let mut url = transport::join_root(&state.root_url, &self.path)?;
         if !self.query.is_empty() {
             url.query_pairs_mut().extend_pairs(&self.query);
         }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use url::Url;
 
 use crate::error::Error;
 use crate::retry::RetryPolicy;
@@ -53,6 +54,8 @@ pub(crate) struct SessionSettings {
 pub(crate) struct SessionState {
     pub(crate) key: u64,
     pub(crate) workbook: Workbook,
+    /// The workbook root's URL with a trailing `/`, parsed once for every request.
+    pub(crate) root_url: Url,
     pub(crate) settings: SessionSettings,
     current: Mutex<Current>,
     /// The per-session request slots; fair, so waiting requests run in arrival order.
@@ -81,6 +84,7 @@ impl SessionState {
         core: &Core,
         key: u64,
         workbook: Workbook,
+        root_url: Url,
         settings: SessionSettings,
         id: SessionId,
     ) -> SessionState {
@@ -88,6 +92,7 @@ impl SessionState {
         SessionState {
             key,
             workbook,
+            root_url,
             settings,
             current: Mutex::new(Current {
                 id,

@@ -501,3 +501,92 @@ pub(crate) fn same_origin_url(base: &Url, operation: &str, text: &str) -> Result
     }
     Ok(url)
 }
+
+/// Parses the URL of a workbook's root, with a trailing `/`, once per session, so that each
+/// request only resolves its relative path against it.
+pub(crate) fn root_url(base: &Url, workbook: &Workbook) -> Result<Url, Error> {
+    let mut root = workbook_url(base, workbook, "")?;
+    let path = format!("{}/", root.path());
+    root.set_path(&path);
+    Ok(root)
+}
+
+/// Resolves `path`, relative to the workbook root, against the parsed `root` from
+/// [`root_url`], with the checks of [`workbook_url`]: no control characters, `#` encoded, and
+/// the result on the same origin and below the root.
+pub(crate) fn join_root(root: &Url, path: &str) -> Result<Url, Error> {
+    let path = path.trim_start_matches('/');
+    if path.chars().any(char::is_control) {
+        return Err(Error::invalid_argument(
+            "request path",
+            path,
+            "it contains control characters",
+        ));
+    }
+    if path.is_empty() {
+        let mut url = root.clone();
+        let trimmed = root.path().trim_end_matches('/').to_owned();
+        url.set_path(&trimmed);
+        return Ok(url);
+    }
+    let joined = if path.contains('#') {
+        root.join(&path.replace('#', "%23"))
+    } else {
+        root.join(path)
+    };
+    let url =
+        joined.map_err(|error| Error::invalid_argument("request path", path, error.to_string()))?;
+    let same_origin = url.scheme() == root.scheme()
+        && url.host_str() == root.host_str()
+        && url.port_or_known_default() == root.port_or_known_default();
+    if !same_origin || !url.path().starts_with(root.path()) {
+        return Err(Error::invalid_argument(
+            "request path",
+            path,
+            "it leads outside the workbook root",
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_root_matches_workbook_url() {
+        let base = Url::parse("https://graph.microsoft.com/v1.0").expect("a valid URL");
+        let workbook = Workbook::drive_item("b!d", "i").expect("valid ids");
+        let root = root_url(&base, &workbook).expect("a valid root");
+        let paths = [
+            "",
+            "closeSession",
+            "/worksheets('Sheet 1')/range(address='A1:B2')",
+            "worksheets('Q#1')/usedRange?$select=address",
+            "tables/item(name='T')",
+        ];
+
+        for path in paths {
+            let joined = join_root(&root, path).expect("a path below the root");
+            let built = workbook_url(&base, &workbook, path).expect("a path below the root");
+            assert_eq!(joined.as_str(), built.as_str(), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn join_root_rejects_escapes() {
+        let base = Url::parse("https://graph.microsoft.com/v1.0").expect("a valid URL");
+        let workbook = Workbook::me_item("i").expect("a valid id");
+        let root = root_url(&base, &workbook).expect("a valid root");
+
+        for path in [
+            "../x",
+            "a/../../x",
+            "%2e%2e/x",
+            "https://example.com/x",
+            "a\nb",
+        ] {
+            assert!(join_root(&root, path).is_err(), "{path:?} must be rejected");
+        }
+    }
+}
