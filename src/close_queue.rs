@@ -8,12 +8,17 @@
 //! went away, counts itself as abandoned.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::Method;
 use reqwest::StatusCode;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -275,8 +280,9 @@ pub(crate) async fn run_worker(
     concurrency: usize,
 ) {
     let mut worker = Worker {
-        limit: Arc::new(Semaphore::new(concurrency.max(1))),
+        slots: concurrency.max(1),
         tasks: JoinSet::new(),
+        running: FuturesUnordered::new(),
         backlog: VecDeque::new(),
     };
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -289,10 +295,9 @@ pub(crate) async fn run_worker(
                 Some(Message::Close(job)) => worker.accept(job),
                 Some(Message::Flush(reply)) => flushes.push(reply),
             },
+            Some(()) = worker.running.next(), if !worker.running.is_empty() => {}
             Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => log_panic(joined),
         }
-        // A slot frees only when a job's task ends, which `join_next` reports, so starting
-        // jobs after each event keeps every slot busy without a pending acquire.
         worker.start_ready();
         if worker.is_idle() {
             for reply in flushes.drain(..) {
@@ -304,20 +309,25 @@ pub(crate) async fn run_worker(
     tracing::debug!("close worker stopped: every client handle is gone");
 }
 
+/// A close of a dropped guard, run inside the worker's task.
+type QueuedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The worker's jobs: those running, and the closes of dropped guards waiting for a slot.
 ///
-/// Waiting jobs stay in a queue rather than as tasks, so a backlog of thousands of dropped
-/// guards costs a queue entry each and at most `limit` tasks run at once.
+/// The closes of dropped guards run inside the worker's own task, at most `slots` at once,
+/// rather than one task each: a backlog of thousands costs a queue entry per guard, and a
+/// close costs no task of its own. Explicit and shutdown closes, which a caller waits for, run
+/// as tasks of their own so they never wait behind that backlog.
 struct Worker {
-    limit: Arc<Semaphore>,
+    slots: usize,
     tasks: JoinSet<()>,
+    running: FuturesUnordered<QueuedClose>,
     backlog: VecDeque<CloseJob>,
 }
 
 impl Worker {
     fn accept(&mut self, mut job: CloseJob) {
-        // Explicit and shutdown closes have a caller waiting, and a job that claims nothing
-        // sends nothing: none of them waits behind the backlog of dropped guards.
+        // A job that claims nothing sends nothing, so it need not wait either.
         if job.claim() && job.reason == CloseReason::Drop {
             self.backlog.push_back(job);
         } else {
@@ -327,30 +337,22 @@ impl Worker {
 
     /// Starts waiting jobs while close slots are free.
     fn start_ready(&mut self) {
-        while !self.backlog.is_empty() {
-            let Ok(permit) = Arc::clone(&self.limit).try_acquire_owned() else {
+        while self.running.len() < self.slots {
+            let Some(job) = self.backlog.pop_front() else {
                 return;
             };
-            self.start_next(permit);
-        }
-    }
-
-    fn start_next(&mut self, permit: OwnedSemaphorePermit) {
-        if let Some(job) = self.backlog.pop_front() {
-            self.tasks.spawn(async move {
-                let _permit = permit;
-                job.run().await;
-            });
+            self.running.push(Box::pin(run_isolated(job)));
         }
     }
 
     fn is_idle(&self) -> bool {
-        self.tasks.is_empty() && self.backlog.is_empty()
+        self.tasks.is_empty() && self.running.is_empty() && self.backlog.is_empty()
     }
 
     /// Stops every running job and drops every queued one; each counts itself abandoned.
     async fn abort(&mut self, receiver: &mut mpsc::UnboundedReceiver<Message>) {
         self.tasks.abort_all();
+        self.running.clear();
         self.backlog.clear();
         while let Ok(message) = receiver.try_recv() {
             drop(message);
@@ -362,15 +364,27 @@ impl Worker {
 
     /// Runs the backlog to the end, once no new job can arrive.
     async fn finish(mut self) {
-        while !self.backlog.is_empty() {
-            let Ok(permit) = Arc::clone(&self.limit).acquire_owned().await else {
+        loop {
+            self.start_ready();
+            if self.running.next().await.is_none() {
                 break;
-            };
-            self.start_next(permit);
+            }
         }
         while let Some(joined) = self.tasks.join_next().await {
             log_panic(joined);
         }
+    }
+}
+
+/// Runs a job, logging a panic instead of letting it stop the worker.
+async fn run_isolated(job: CloseJob) {
+    if let Err(panic) = AssertUnwindSafe(job.run()).catch_unwind().await {
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic without a message");
+        warn!(panic = message, "a close job panicked");
     }
 }
 
