@@ -370,13 +370,13 @@ async fn read_body(
         operation: operation.to_owned(),
         limit,
     };
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit as u64)
-    {
+    let length = response.content_length();
+    if length.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    let mut body = BytesMut::new();
+    // The declared length is at most `limit` here, so reserving it up front is bounded.
+    let capacity = length.map_or(0, |length| length as usize);
+    let mut body = BytesMut::with_capacity(capacity);
     loop {
         let chunk = response.chunk().await.map_err(|source| Error::Transport {
             operation: operation.to_owned(),
