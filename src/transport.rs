@@ -335,7 +335,7 @@ impl Failure {
     /// Returns the error for a wait that would end after the retry budget.
     fn into_budget_error(self, operation: &str, delay: Duration) -> Error {
         match self {
-            // Only a wait the server asked for is reported as throttling; a backoff of this
+            // Only a wait the server asked for is reported as throttling. A backoff of this
             // crate's own that runs past the budget reports the last response instead.
             Failure::Status(graph) if graph.retry_after.is_some_and(|wait| !wait.is_zero()) => {
                 Error::Throttled {
@@ -437,45 +437,7 @@ fn redirect_error(operation: &str, status: StatusCode, headers: &HeaderMap) -> E
 /// `path` is relative to the workbook root (`worksheets('Sheet1')/range(address='A1')`);
 /// a leading `/` is ignored. `#` is encoded because a fragment is never sent.
 pub(crate) fn workbook_url(base: &Url, workbook: &Workbook, path: &str) -> Result<Url, Error> {
-    let path = path.trim_start_matches('/');
-    if path.chars().any(char::is_control) {
-        return Err(Error::invalid_argument(
-            "request path",
-            path,
-            "it contains control characters",
-        ));
-    }
-    // One string, `{origin}{base path}{root}/{path}`; the root's span in it is kept to
-    // check the parsed URL against. The base URL has no query or fragment (the builder
-    // rejects them), so its text ends with its path.
-    let base_text = base.as_str().trim_end_matches('/');
-    let origin_len = base_text.len() - base.path().trim_end_matches('/').len();
-    let mut text = String::with_capacity(base_text.len() + workbook.root().len() + path.len() + 8);
-    text.push_str(base_text);
-    text.push_str(workbook.root());
-    let root = origin_len..text.len();
-    if !path.is_empty() {
-        text.push('/');
-        if path.contains('#') {
-            text.push_str(&path.replace('#', "%23"));
-        } else {
-            text.push_str(path);
-        }
-    }
-
-    let url = Url::parse(&text)
-        .map_err(|error| Error::invalid_argument("request path", path, error.to_string()))?;
-    let same_origin = url.scheme() == base.scheme()
-        && url.host_str() == base.host_str()
-        && url.port_or_known_default() == base.port_or_known_default();
-    if !same_origin || !url.path().starts_with(&text[root]) {
-        return Err(Error::invalid_argument(
-            "request path",
-            path,
-            "it leads outside the workbook root",
-        ));
-    }
-    Ok(url)
+    join_root(&root_url(base, workbook)?, path)
 }
 
 /// Parses a URL the server sent (a `Location` or `resourceLocation`) and accepts it only on
@@ -505,15 +467,29 @@ pub(crate) fn same_origin_url(base: &Url, operation: &str, text: &str) -> Result
 /// Parses the URL of a workbook's root, with a trailing `/`, once per session, so that each
 /// request only resolves its relative path against it.
 pub(crate) fn root_url(base: &Url, workbook: &Workbook) -> Result<Url, Error> {
-    let mut root = workbook_url(base, workbook, "")?;
-    let path = format!("{}/", root.path());
-    root.set_path(&path);
+    // The base URL has no query or fragment (the builder rejects them), so its text ends with
+    // its path, and the workbook root is made of encoded segments without dot segments.
+    let expected_path = format!("{}{}/", base.path().trim_end_matches('/'), workbook.root());
+    let text = format!(
+        "{}{}/",
+        base.as_str().trim_end_matches('/'),
+        workbook.root()
+    );
+    let root = Url::parse(&text)
+        .map_err(|error| Error::invalid_argument("workbook", workbook.root(), error.to_string()))?;
+    if root.path() != expected_path {
+        return Err(Error::invalid_argument(
+            "workbook",
+            workbook.root(),
+            "its root does not parse to itself below the base URL",
+        ));
+    }
     Ok(root)
 }
 
 /// Resolves `path`, relative to the workbook root, against the parsed `root` from
-/// [`root_url`], with the checks of [`workbook_url`]: no control characters, `#` encoded, and
-/// the result on the same origin and below the root.
+/// [`root_url`]. It rejects control characters, encodes `#`, and accepts only a result on the
+/// root's origin and below the root.
 pub(crate) fn join_root(root: &Url, path: &str) -> Result<Url, Error> {
     let path = path.trim_start_matches('/');
     if path.chars().any(char::is_control) {
@@ -554,22 +530,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn join_root_matches_workbook_url() {
+    fn workbook_url_resolves_paths() {
         let base = Url::parse("https://graph.microsoft.com/v1.0").expect("a valid URL");
         let workbook = Workbook::drive_item("b!d", "i").expect("valid ids");
-        let root = root_url(&base, &workbook).expect("a valid root");
-        let paths = [
-            "",
-            "closeSession",
-            "/worksheets('Sheet 1')/range(address='A1:B2')",
-            "worksheets('Q#1')/usedRange?$select=address",
-            "tables/item(name='T')",
+        let root = "https://graph.microsoft.com/v1.0/drives/b!d/items/i/workbook";
+        let cases = [
+            ("", root.to_owned()),
+            ("closeSession", format!("{root}/closeSession")),
+            (
+                "/worksheets('Sheet 1')/range(address='A1:B2')",
+                format!("{root}/worksheets('Sheet%201')/range(address='A1:B2')"),
+            ),
+            (
+                "worksheets('Q#1')/usedRange?$select=address",
+                format!("{root}/worksheets('Q%231')/usedRange?$select=address"),
+            ),
+            (
+                "tables/item(name='T')",
+                format!("{root}/tables/item(name='T')"),
+            ),
         ];
 
-        for path in paths {
-            let joined = join_root(&root, path).expect("a path below the root");
-            let built = workbook_url(&base, &workbook, path).expect("a path below the root");
-            assert_eq!(joined.as_str(), built.as_str(), "{path:?}");
+        for (path, expected) in cases {
+            let url = workbook_url(&base, &workbook, path).expect("a path below the root");
+            assert_eq!(url.as_str(), expected, "{path:?}");
         }
     }
 
