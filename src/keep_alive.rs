@@ -184,7 +184,7 @@ fn check(core: &Arc<Core>, limit: &Arc<Semaphore>, session: Arc<SessionState>, n
         let next = match refresh_if_idle(&core, &session).await {
             Refreshed::Yes => Some(Instant::now() + interval),
             // A request in flight may be waiting out a throttle without reaching the server,
-            // so look again soon; if it succeeds, its activity moves the entry further out.
+            // so look again soon. If it succeeds, its activity moves the entry further out.
             Refreshed::Busy | Refreshed::Failed => {
                 Some(Instant::now() + interval.min(RETRY_FAILED_REFRESH))
             }
@@ -223,15 +223,7 @@ async fn refresh_if_idle(core: &Core, session: &SessionState) -> Refreshed {
 ///
 /// A session the server no longer has is marked expired.
 pub(crate) async fn refresh(core: &Core, session: &SessionState) -> Result<(), Error> {
-    let usable = match session.usable() {
-        Ok(usable) => usable,
-        Err(Unusable::Expired(usable)) => {
-            return Err(Error::SessionExpired {
-                session: usable.id.fingerprint(),
-            });
-        }
-        Err(Unusable::Closed(session)) => return Err(Error::SessionClosed { session }),
-    };
+    let usable = session.usable().map_err(Unusable::into_error)?;
     let operation = "refreshSession";
     let url = transport::join_root(&session.root_url, operation)?;
     let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)

@@ -141,10 +141,16 @@ impl SessionGuard {
     /// Hands the session to the close queue as part of shutdown.
     pub(crate) fn close_on_shutdown(mut self) {
         self.armed = false;
+        let _ = self
+            .client
+            .queue()
+            .send(Message::Close(self.close_job(CloseReason::Shutdown)));
+    }
+
+    /// Builds the job that closes this guard's session.
+    fn close_job(&self, reason: CloseReason) -> CloseJob {
         let core = Arc::clone(self.client.core());
-        let target = CloseTarget::Session(Arc::clone(&self.state));
-        let job = CloseJob::new(core, target, CloseReason::Shutdown);
-        let _ = self.client.queue().send(Message::Close(job));
+        CloseJob::new(core, CloseTarget::Session(Arc::clone(&self.state)), reason)
     }
 
     /// Returns the short fingerprint of the current session id, safe to log.
@@ -172,13 +178,8 @@ impl SessionGuard {
     /// Returns [`Error::SessionExpired`] or [`Error::SessionClosed`] when the session has no
     /// usable id.
     pub fn session_header(&self) -> Result<(HeaderName, HeaderValue), Error> {
-        match self.state.usable() {
-            Ok(usable) => Ok((SESSION_HEADER, usable.id.header().clone())),
-            Err(Unusable::Expired(usable)) => Err(Error::SessionExpired {
-                session: usable.id.fingerprint(),
-            }),
-            Err(Unusable::Closed(session)) => Err(Error::SessionClosed { session }),
-        }
+        let usable = self.state.usable().map_err(Unusable::into_error)?;
+        Ok((SESSION_HEADER, usable.id.header().clone()))
     }
 
     /// Starts a `GET` of `path`, relative to the workbook root.
@@ -242,7 +243,7 @@ impl SessionGuard {
     /// # Errors
     ///
     /// Returns the error of the last closeSession attempt once the retry policy or the
-    /// client's close timeout gives up; the failure is also counted and logged.
+    /// client's close timeout gives up. The failure is also counted and logged.
     ///
     /// # Cancel safety
     ///
@@ -250,11 +251,9 @@ impl SessionGuard {
     /// the future does not stop it, and the session is still closed exactly once.
     pub async fn close(mut self) -> Result<CloseOutcome, Error> {
         self.armed = false;
-        let core = Arc::clone(self.client.core());
         let session = self.fingerprint();
         let (reply, answer) = oneshot::channel();
-        let target = CloseTarget::Session(Arc::clone(&self.state));
-        let job = CloseJob::new(core, target, CloseReason::Explicit).with_reply(reply);
+        let job = self.close_job(CloseReason::Explicit).with_reply(reply);
         if let Err(mpsc::error::SendError(Message::Close(job))) =
             self.client.queue().send(Message::Close(job))
         {
@@ -277,10 +276,10 @@ impl Drop for SessionGuard {
         if !self.armed {
             return;
         }
-        let core = Arc::clone(self.client.core());
-        let target = CloseTarget::Session(Arc::clone(&self.state));
-        let job = CloseJob::new(core, target, CloseReason::Drop);
-        let _ = self.client.queue().send(Message::Close(job));
+        let _ = self
+            .client
+            .queue()
+            .send(Message::Close(self.close_job(CloseReason::Drop)));
     }
 }
 

@@ -1,9 +1,9 @@
 //! The shared state of one session, and the registry of open sessions that shutdown,
 //! keep-alive and stats read.
 //!
-//! A session's id and status change together under one short `parking_lot` lock: closing
-//! moves the status from open (or expired) to closing exactly once, which is what makes every
-//! session close exactly once whichever of `close()`, `Drop`, shutdown or a recreation gets
+//! A session's id and status change together under one short `parking_lot` lock. Closing
+//! moves the status from open (or expired) to closing exactly once. That is what makes every
+//! session close exactly once, whichever of `close()`, `Drop`, shutdown or a recreation gets
 //! there first.
 
 use std::collections::HashMap;
@@ -77,6 +77,18 @@ pub(crate) struct Usable {
 pub(crate) enum Unusable {
     Expired(Usable),
     Closed(Fingerprint),
+}
+
+impl Unusable {
+    /// Returns the error for a caller that cannot recover the session itself.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Unusable::Expired(usable) => Error::SessionExpired {
+                session: usable.id.fingerprint(),
+            },
+            Unusable::Closed(session) => Error::SessionClosed { session },
+        }
+    }
 }
 
 impl SessionState {
