@@ -382,8 +382,8 @@ impl WorkbookClient {
     /// - [`Error::Graph`] and [`Error::Throttled`] for refused requests.
     /// - [`Error::OperationFailed`], [`Error::UnknownOperationStatus`],
     ///   [`Error::OperationTimedOut`] for a long-running creation that did not succeed.
-    /// - [`Error::InvalidResponse`] and [`Error::ForeignOrigin`] for answers that cannot be
-    ///   trusted; nothing is sent to another origin.
+    /// - [`Error::InvalidResponse`] and [`Error::ForeignOrigin`] for responses that cannot be
+    ///   trusted. Nothing is sent to another origin.
     ///
     /// # Cancel safety
     ///

@@ -230,19 +230,20 @@ pub(crate) async fn close_session(
     let mut call = Call::new(operation, Method::POST, url, RetryClass::SessionCall)
         .json_body(bytes::Bytes::from_static(b"{}"));
     let limit = core.config.close_timeout;
+
     // A close that gives up leaves the session open on the server until it expires, so
     // failures that may pass are retried for as long as the close timeout allows, whatever
-    // the attempt limit of the policy.
-    // The retry budget ends before the timeout, so a server that keeps failing is reported
-    // with its last response rather than as a timeout.
+    // the attempt limit of the policy. The retry budget ends before the timeout, so a server
+    // that keeps failing is reported with its last response rather than as a timeout.
     let policy = retry
         .unwrap_or(&core.config.retry)
         .clone()
         .max_attempts(u32::MAX)
         .max_elapsed(limit.mul_f64(0.9));
     call.retry = Some(&policy);
-    // A cooldown longer than the close may take would fail the close at once and leave the
-    // session to linger until it expires; sending the close anyway is the lesser harm.
+
+    // A cooldown longer than the close may take would fail the close at once, and the session
+    // would linger until it expires. Sending the close anyway is the lesser harm.
     let fresh = Cooldown::default();
     let cooldown = if cooldown.remaining(core) >= limit {
         &fresh
@@ -253,10 +254,12 @@ pub(crate) async fn close_session(
         id: id.header(),
         cooldown,
     };
+
     let span = info_span!("close_session", session = %id.fingerprint());
     let result = tokio::time::timeout(limit, core.execute(&call, Some(context)))
         .instrument(span)
         .await;
+
     match result {
         Ok(Ok(_)) => Ok(CloseOutcome::Closed),
         Ok(Err(error)) if is_gone(&error) => Ok(CloseOutcome::AlreadyGone),

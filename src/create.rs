@@ -1,9 +1,9 @@
 //! createSession: the synchronous response (201) and the long-running one (202, then polling
 //! the operation and fetching the session it points to).
 //!
-//! Everything here is untrusted input: the 202's `Location` and the operation's
-//! `resourceLocation` are followed only on the configured origin, the operation's status is
-//! compared without case and anything unknown is an error, and a session id must be a valid,
+//! Everything here is untrusted input. The 202's `Location` and the operation's
+//! `resourceLocation` are followed only on the configured origin. The operation's status is
+//! compared without case, and anything unknown is an error. A session id must be a valid,
 //! bounded header value.
 
 use std::time::Duration;

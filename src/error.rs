@@ -232,7 +232,7 @@ impl Error {
         }
     }
 
-    /// Returns `true` when the session is gone on the server: the answer was
+    /// Returns `true` when the session is gone on the server: the response was
     /// `invalidSessionReCreatable`, or the session was found expired.
     pub fn is_session_expired(&self) -> bool {
         match self {
@@ -271,7 +271,7 @@ impl Error {
     }
 }
 
-/// A non-success answer from Graph, with the parsed error body.
+/// A non-success response from Graph, with the parsed error body.
 #[derive(Debug, Clone)]
 pub struct GraphError {
     /// The operation, such as `createSession` or `PATCH worksheets('Sheet1')/range(...)`.
@@ -305,7 +305,7 @@ impl GraphError {
         self.codes().iter().any(|c| c.eq_ignore_ascii_case(code))
     }
 
-    /// Returns `true` for 429, 503 and 504 answers.
+    /// Returns `true` for 429, 503 and 504 responses.
     pub fn is_retryable(&self) -> bool {
         matches!(self.status.as_u16(), 429 | 503 | 504)
     }

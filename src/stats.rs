@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// Every session the client created ends in exactly one of `closed_explicitly`,
 /// `closed_on_drop`, `closed_at_shutdown`, `already_gone`, `close_failures` and `abandoned`, or
-/// is still `open`; sessions recreated after expiry are counted in `created` too.
+/// is still `open`. Sessions recreated after expiry are counted in `created` too.
 ///
 /// [`WorkbookClient::stats`]: crate::WorkbookClient::stats
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

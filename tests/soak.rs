@@ -179,7 +179,7 @@ async fn live(
 const INTENTIONAL_PANIC: &str = "intentional panic while holding a guard";
 
 /// Keeps the panics the soak causes on purpose out of the output; any other panic is
-/// reported as usual. This binary holds one test, so the process-wide hook is safe to set.
+/// reported as usual. This binary contains one test, so the process-wide hook is safe to set.
 fn silence_intentional_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -24,7 +24,7 @@ pub(crate) enum CellValue {
     Bool(bool),
 }
 
-/// The largest integer an `f64` holds exactly (2^53).
+/// The largest integer an `f64` represents exactly (2^53).
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// Writes a whole number without a fraction (`120`, not `120.0`), as Graph does.

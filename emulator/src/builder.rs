@@ -154,9 +154,9 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Answers createSession with `Prefer: respond-async` by 202 and a long-running operation.
+    /// Responds to createSession with `Prefer: respond-async` by 202 and a long-running operation.
     ///
-    /// Default is off: every createSession answers 201.
+    /// Default is off: every createSession gets 201.
     pub fn async_create(mut self, async_create: AsyncCreate) -> Self {
         self.config.async_create = Some(async_create);
         self

@@ -19,7 +19,7 @@ pub fn workbook() -> Workbook {
     Workbook::drive_item("d1", "i1").expect("valid ids")
 }
 
-/// A builder aimed at `server`, with short retry waits so failure tests stay fast.
+/// Returns a builder aimed at `server`, with short retry waits so failure tests stay fast.
 pub fn builder(server: &MockServer) -> WorkbookClientBuilder {
     WorkbookClient::builder()
         .base_url(format!("{}/v1.0", server.uri()))
@@ -38,7 +38,7 @@ pub fn client(server: &MockServer) -> WorkbookClient {
     builder(server).build().expect("a valid client")
 }
 
-/// Mounts a createSession that answers 201 with `id`.
+/// Mounts a createSession that responds 201 with `id`.
 pub async fn mount_create(server: &MockServer, id: &str) {
     Mock::given(method("POST"))
         .and(path(format!("{ROOT}/createSession")))
@@ -49,7 +49,7 @@ pub async fn mount_create(server: &MockServer, id: &str) {
         .await;
 }
 
-/// Mounts a createSession that answers each call with a new id `session-N`.
+/// Mounts a createSession that responds to each call with a new id `session-N`.
 pub async fn mount_create_unique(server: &MockServer) {
     use std::sync::atomic::{AtomicU64, Ordering};
     let counter = std::sync::Arc::new(AtomicU64::new(0));
@@ -64,7 +64,7 @@ pub async fn mount_create_unique(server: &MockServer) {
         .await;
 }
 
-/// Mounts closeSession answering 204.
+/// Mounts a closeSession that responds 204.
 pub async fn mount_close(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path(format!("{ROOT}/closeSession")))
